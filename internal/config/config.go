@@ -1,0 +1,243 @@
+// Package config holds the deploy knobs: every one is an environment variable with the
+// prefix CLOCK_, read once by Load and validated before anything starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the environment prefix of every deploy knob.
+const Prefix = "CLOCK"
+
+// Config is the whole set of deploy knobs. The `desc` tags are what `mage config` and the
+// README print; keep them short and say what the default means.
+type Config struct {
+	StateDir string `envconfig:"STATE_DIR" default:".state" desc:"folder for generated keys, VM disks, known_hosts, image archives and logs (git-ignored)"`
+	Version  string `envconfig:"VERSION" desc:"image tag to build and deploy (default: git describe --tags --always --dirty)"`
+
+	LibvirtURI  string        `envconfig:"LIBVIRT_URI" default:"qemu:///system" desc:"libvirt connection URI"`
+	VMName      string        `envconfig:"VM_NAME" default:"immfly-debian10" desc:"libvirt domain name"`
+	VMMemoryMiB int           `envconfig:"VM_MEMORY" default:"1024" desc:"VM memory in MiB (256-65536)"`
+	VMVCPUs     int           `envconfig:"VM_VCPUS" default:"1" desc:"VM virtual CPUs (1-64)"`
+	VMAccel     string        `envconfig:"VM_ACCEL" default:"auto" desc:"auto (KVM where it boots a guest, else TCG), kvm or tcg"`
+	VMImage     string        `envconfig:"VM_IMAGE" desc:"your own raw disk image (e.g. debian10-ssh.img); empty: build Debian 12 with vm:image"`
+	VMKey       string        `envconfig:"VM_KEY" desc:"private key that logs into VM_IMAGE (required with it); empty: generated ed25519 key"`
+	VMUser      string        `envconfig:"VM_USER" default:"root" desc:"SSH user on the VM"`
+	VMBoot      time.Duration `envconfig:"VM_BOOT_TIMEOUT" default:"5m" desc:"how long vm:up waits for a DHCP lease and then for SSH"`
+	VMSuite     string        `envconfig:"VM_SUITE" default:"bookworm" desc:"Debian suite that vm:image builds (bookworm or bullseye)"`
+
+	TargetHost string `envconfig:"TARGET_HOST" desc:"deploy to this running host instead of the local VM (skips vm:up)"`
+	TargetPort int    `envconfig:"TARGET_PORT" default:"22" desc:"SSH port of TARGET_HOST"`
+	TargetUser string `envconfig:"TARGET_USER" default:"root" desc:"SSH user of TARGET_HOST (root or passwordless sudo)"`
+	TargetKey  string `envconfig:"TARGET_KEY" desc:"private key for TARGET_HOST (required with it)"`
+
+	HTTPPort         int    `envconfig:"HTTP_PORT" default:"80" desc:"host port of clock-web on the target"`
+	AnsibleBaseImage string `envconfig:"ANSIBLE_BASE_IMAGE" default:"debian:bookworm-slim" desc:"base of the Ansible runner image; built locally with mmdebstrap when it cannot be pulled"`
+	APILogLevel      string `envconfig:"API_LOG_LEVEL" default:"info" desc:"CLOCK_API_LOG_LEVEL given to the deployed clock-api (debug, info, warn, error)"`
+}
+
+// Load reads the knobs from the process environment and validates them. Every error names
+// the variable, the bad value and what is allowed.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return Config{}, explain(err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// explain turns envconfig's parse errors into the variable=value form used everywhere else.
+func explain(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s_%s=%q: not a valid %s", Prefix, pe.KeyName, pe.Value, pe.TypeName)
+	}
+	return err
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate checks every knob and the combinations between them.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, value, want string) {
+		errs = append(errs, fmt.Errorf("%s_%s=%q: %s", Prefix, name, value, want))
+	}
+	if strings.TrimSpace(c.StateDir) == "" {
+		bad("STATE_DIR", c.StateDir, "must name a folder")
+	}
+	if c.Version != "" && !regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`).MatchString(c.Version) {
+		bad("VERSION", c.Version, "must be a valid image tag ([A-Za-z0-9_.-], at most 128 characters)")
+	}
+	if !strings.Contains(c.LibvirtURI, ":///") && !strings.Contains(c.LibvirtURI, "://") {
+		bad("LIBVIRT_URI", c.LibvirtURI, "must be a libvirt URI such as qemu:///system")
+	}
+	if !nameRE.MatchString(c.VMName) {
+		bad("VM_NAME", c.VMName, "must be 1-64 letters, digits, '.', '_' or '-'")
+	}
+	if c.VMMemoryMiB < 256 || c.VMMemoryMiB > 65536 {
+		bad("VM_MEMORY", strconv.Itoa(c.VMMemoryMiB), "must be between 256 and 65536 (MiB)")
+	}
+	if c.VMVCPUs < 1 || c.VMVCPUs > 64 {
+		bad("VM_VCPUS", strconv.Itoa(c.VMVCPUs), "must be between 1 and 64")
+	}
+	switch c.VMAccel {
+	case "auto", "kvm", "tcg":
+	default:
+		bad("VM_ACCEL", c.VMAccel, "must be auto, kvm or tcg")
+	}
+	if c.VMImage != "" && c.VMKey == "" {
+		bad("VM_KEY", c.VMKey, "is required with CLOCK_VM_IMAGE: the private key that logs into that image")
+	}
+	if c.VMKey != "" && c.VMImage == "" {
+		bad("VM_IMAGE", c.VMImage, "is required with CLOCK_VM_KEY (the key belongs to your own image)")
+	}
+	if c.VMImage != "" {
+		if err := readable(c.VMImage); err != nil {
+			bad("VM_IMAGE", c.VMImage, err.Error())
+		}
+	}
+	if c.VMKey != "" {
+		if err := readable(c.VMKey); err != nil {
+			bad("VM_KEY", c.VMKey, err.Error())
+		}
+	}
+	if c.VMUser == "" {
+		bad("VM_USER", c.VMUser, "must name the SSH user")
+	}
+	if c.VMBoot < 30*time.Second {
+		bad("VM_BOOT_TIMEOUT", c.VMBoot.String(), "must be at least 30s (a TCG boot takes about a minute)")
+	}
+	switch c.VMSuite {
+	case "bookworm", "bullseye":
+	default:
+		bad("VM_SUITE", c.VMSuite, "must be bookworm or bullseye (buster can no longer be bootstrapped from the mirror)")
+	}
+	if c.TargetHost != "" {
+		if strings.ContainsAny(c.TargetHost, " /@:") && net.ParseIP(c.TargetHost) == nil {
+			bad("TARGET_HOST", c.TargetHost, "must be a host name or IP address (user and port have their own variables)")
+		}
+		if c.TargetKey == "" {
+			bad("TARGET_KEY", c.TargetKey, "is required with CLOCK_TARGET_HOST: the private key that logs into it")
+		} else if err := readable(c.TargetKey); err != nil {
+			bad("TARGET_KEY", c.TargetKey, err.Error())
+		}
+		if c.TargetUser == "" {
+			bad("TARGET_USER", c.TargetUser, "must name the SSH user")
+		}
+	}
+	if c.TargetPort < 1 || c.TargetPort > 65535 {
+		bad("TARGET_PORT", strconv.Itoa(c.TargetPort), "must be a port number (1-65535)")
+	}
+	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
+		bad("HTTP_PORT", strconv.Itoa(c.HTTPPort), "must be a port number (1-65535)")
+	}
+	if strings.TrimSpace(c.AnsibleBaseImage) == "" || strings.ContainsAny(c.AnsibleBaseImage, " \t") {
+		bad("ANSIBLE_BASE_IMAGE", c.AnsibleBaseImage, "must be an image reference such as debian:bookworm-slim")
+	}
+	switch c.APILogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("API_LOG_LEVEL", c.APILogLevel, "must be debug, info, warn or error")
+	}
+	return errors.Join(errs...)
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.New("no such file")
+		}
+		return fmt.Errorf("cannot be read: %v", errors.Unwrap(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return errors.New("is a folder, want a file")
+	}
+	return nil
+}
+
+// Remote reports whether the deploy goes to a given host instead of the local VM.
+func (c Config) Remote() bool { return c.TargetHost != "" }
+
+// Path joins elem onto the state folder, made absolute so that containers can mount it.
+func (c Config) Path(elem ...string) string {
+	dir, err := filepath.Abs(c.StateDir)
+	if err != nil {
+		dir = c.StateDir
+	}
+	return filepath.Join(append([]string{dir}, elem...)...)
+}
+
+// Names lists every variable, in declaration order.
+func Names() []string {
+	var names []string
+	for _, v := range vars() {
+		names = append(names, v.name)
+	}
+	return names
+}
+
+type variable struct{ name, def, desc string }
+
+// vars asks envconfig for the variables, so the list can never drift from the struct.
+func vars() []variable {
+	const format = "{{range .}}{{usage_key .}}\x1f{{usage_default .}}\x1f{{usage_description .}}\n{{end}}"
+	var b strings.Builder
+	if err := envconfig.Usagef(Prefix, &Config{}, &b, format); err != nil {
+		panic(err) // the struct and format are static: a failure here is a programming error
+	}
+	var out []variable
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		f := strings.Split(line, "\x1f")
+		out = append(out, variable{f[0], f[1], f[2]})
+	}
+	return out
+}
+
+// Usage writes every variable with its default and meaning.
+func Usage(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range vars() {
+		def := v.def
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.name, def, v.desc)
+	}
+	return tw.Flush()
+}
+
+// Markdown writes the variables as a Markdown table, for the README.
+func Markdown(w io.Writer) {
+	fmt.Fprintln(w, "| Variable | Default | Meaning |")
+	fmt.Fprintln(w, "| --- | --- | --- |")
+	for _, v := range vars() {
+		def := "`" + v.def + "`"
+		if v.def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s |\n", v.name, def, v.desc)
+	}
+}

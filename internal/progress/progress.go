@@ -1,0 +1,74 @@
+// Package progress prints what a long step is doing, with the elapsed time, and a one-line
+// result at the end, so that a user watching `mage deploy` always knows where it is.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Step is one long piece of work, started by Start.
+type Step struct {
+	w     io.Writer
+	name  string
+	start time.Time
+	mu    sync.Mutex
+}
+
+// Start prints the step's name and returns it; call Done or Fail when it ends.
+func Start(w io.Writer, name string) *Step {
+	s := &Step{w: w, name: name, start: time.Now()}
+	fmt.Fprintf(w, "==> %s\n", name)
+	return s
+}
+
+// Elapsed is the time since Start, rounded for people.
+func (s *Step) Elapsed() time.Duration { return Round(time.Since(s.start)) }
+
+// Printf prints a progress line of the step with the elapsed time in front.
+func (s *Step) Printf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, "    [%6s] %s\n", s.Elapsed(), fmt.Sprintf(format, args...))
+}
+
+// Done prints the step's one-line result.
+func (s *Step) Done(format string, args ...any) {
+	fmt.Fprintf(s.w, "<== %s: %s (%s)\n", s.name, fmt.Sprintf(format, args...), s.Elapsed())
+}
+
+// Fail prints that the step failed and returns err wrapped with the step's name.
+func (s *Step) Fail(err error) error {
+	fmt.Fprintf(s.w, "<== %s: FAILED after %s\n", s.name, s.Elapsed())
+	return fmt.Errorf("%s: %w", s.name, err)
+}
+
+// Ticker prints "what... Ns" every interval until the returned stop function is called, for
+// waits that print nothing of their own.
+func (s *Step) Ticker(interval time.Duration, what string) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				s.Printf("%s", what)
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// Round keeps durations readable: tenths of a second under a minute, whole seconds above.
+func Round(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}

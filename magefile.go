@@ -1,0 +1,120 @@
+//go:build mage
+
+// The clock's targets. Each one is a few lines over the packages in internal/, which hold
+// the logic and its tests; `mage -l` lists them, `mage config` lists every knob.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/gotool"
+	"github.com/clock-app/clock/internal/host"
+	"github.com/clock-app/clock/internal/images"
+)
+
+// Aliases: `mage test` runs every suite, as the README says.
+var Aliases = map[string]any{"test": Test.All}
+
+// Knobs are read once, at the top, and validated before any target starts work.
+var (
+	cfg    config.Config
+	cfgErr error
+)
+
+func init() {
+	cfg, cfgErr = config.Load()
+}
+
+func knobs() (config.Config, error) {
+	if cfgErr != nil {
+		return cfg, fmt.Errorf("configuration: %w\n(see `go run mage.go config` for every variable)", cfgErr)
+	}
+	return cfg, nil
+}
+
+func root() string {
+	wd, _ := os.Getwd()
+	return wd
+}
+
+func meta(ctx context.Context) images.Meta {
+	m := images.Describe(ctx, root())
+	if cfg.Version != "" {
+		m.Version = cfg.Version
+	}
+	return m
+}
+
+// Config prints every CLOCK_* variable with its default and meaning.
+func Config() error { return config.Usage(os.Stdout) }
+
+// Setup installs the missing host tools (Debian packages) and starts dockerd, libvirtd and the default network.
+func Setup(ctx context.Context) error {
+	c, err := knobs()
+	if err != nil {
+		return err
+	}
+	return host.Setup(ctx, os.Stdout, host.Real(c.Path("logs")), host.Options{
+		VM: !c.Remote(), Browser: true, LibvirtURI: c.LibvirtURI,
+	})
+}
+
+// Build compiles both services into static binaries under services/*/dist.
+func Build(ctx context.Context) error {
+	return images.BuildBinaries(ctx, os.Stdout, root(), meta(ctx))
+}
+
+// Images builds the clock-api and clock-web images, tagged with the git version and latest.
+func Images(ctx context.Context) error {
+	mg.CtxDeps(ctx, Setup)
+	return images.BuildAll(ctx, os.Stdout, root(), meta(ctx))
+}
+
+// Test groups the suites; `mage test` (Test.All) runs them all, each can also run alone.
+type Test mg.Namespace
+
+// All runs every check: lint, unit tests, the container tests with a browser, and the VM deploy test.
+func (Test) All(ctx context.Context) {
+	mg.SerialCtxDeps(ctx, Setup, Test.Lint, Test.Unit, Test.E2e)
+}
+
+// Lint fails on gofmt or go vet findings in any module.
+func (Test) Lint(ctx context.Context) error {
+	return gotool.Lint(ctx, os.Stdout, root())
+}
+
+// Unit runs the unit tests of the tooling and both services.
+func (Test) Unit(ctx context.Context) error {
+	for _, mod := range []string{".", "services/clock-api", "services/clock-web"} {
+		if err := gotool.Go(ctx, os.Stdout, root(), mod, nil, "test", "-count=1", "./..."); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// E2e builds both images from their Dockerfiles with testcontainers-go and tests them together, in a browser too.
+func (Test) E2e(ctx context.Context) error {
+	mg.CtxDeps(ctx, Build)
+	return gotool.Go(ctx, os.Stdout, root(), "test/e2e", testcontainersEnv(), "test", "-count=1", "-timeout=20m", "./...")
+}
+
+// testcontainersEnv holds the two settings this kind of machine needs (see
+// ../shared/ENVIRONMENT.md), unless the user chose otherwise: no Ryuk (its image cannot be
+// pulled without a registry; the suite removes its containers itself) and localhost as the
+// Docker host when the daemon is local.
+func testcontainersEnv() []string {
+	var env []string
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
+		env = append(env, "TESTCONTAINERS_RYUK_DISABLED=true")
+	}
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && os.Getenv("DOCKER_HOST") == "" {
+		env = append(env, "TESTCONTAINERS_HOST_OVERRIDE=localhost")
+	}
+	return env
+}
