@@ -11,6 +11,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/clock-app/clock/internal/bench"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/gotool"
 	"github.com/clock-app/clock/internal/host"
@@ -54,13 +55,17 @@ func meta(ctx context.Context) images.Meta {
 func Config() error { return config.Usage(os.Stdout) }
 
 // Setup installs the missing host tools (Debian packages) and starts dockerd, libvirtd and the default network.
-func Setup(ctx context.Context) error {
+func Setup(ctx context.Context) error { return setup(ctx, false) }
+
+// setup prepares the host for a deploy, and with forTests also for the browser tests and the
+// load test.
+func setup(ctx context.Context, forTests bool) error {
 	c, err := knobs()
 	if err != nil {
 		return err
 	}
 	return host.Setup(ctx, os.Stdout, host.Real(c.Path("logs")), host.Options{
-		VM: !c.Remote(), Browser: true, LibvirtURI: c.LibvirtURI,
+		VM: !c.Remote() || forTests, Browser: forTests, Bench: forTests, LibvirtURI: c.LibvirtURI,
 	})
 }
 
@@ -80,7 +85,7 @@ type Test mg.Namespace
 
 // All runs every check: lint, unit tests, the container tests with a browser, and the VM deploy test.
 func (Test) All(ctx context.Context) {
-	mg.SerialCtxDeps(ctx, Setup, Test.Lint, Test.Unit, Test.E2e)
+	mg.SerialCtxDeps(ctx, mg.F(setup, true), Test.Lint, Test.Unit, Test.E2e)
 }
 
 // Lint fails on gofmt or go vet findings in any module.
@@ -117,4 +122,17 @@ func testcontainersEnv() []string {
 		env = append(env, "TESTCONTAINERS_HOST_OVERRIDE=localhost")
 	}
 	return env
+}
+
+// Bench load-tests clock-api and clock-web on loopback against a bare net/http handler and nginx, and prints req/s, p50/p99 and RSS.
+func Bench(ctx context.Context) error {
+	mg.SerialCtxDeps(ctx, mg.F(setup, true), Build)
+	rep, err := bench.Run(ctx, bench.Options{Root: root()}, os.Stdout)
+	if err != nil {
+		return err
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		return fmt.Errorf("bench: %d of %d checks failed (see above)", len(failed), len(rep.Checks))
+	}
+	return nil
 }

@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRenderNginxConf(t *testing.T) {
+	conf := renderNginxConf(nginxConfig{
+		Prefix: "/tmp/b",
+		Log:    "/tmp/b/logs/nginx.log",
+		Root:   `/srv/my "static" files`,
+		Port:   41234,
+	})
+	for _, want := range []string{
+		"daemon off;\n",
+		"worker_processes 1;\n",
+		`pid "/tmp/b/nginx.pid";`,
+		`error_log "/tmp/b/logs/nginx.log" warn;`,
+		"access_log off;",
+		`client_body_temp_path "/tmp/b/client_body";`,
+		`proxy_temp_path "/tmp/b/proxy";`,
+		`fastcgi_temp_path "/tmp/b/fastcgi";`,
+		`uwsgi_temp_path "/tmp/b/uwsgi";`,
+		`scgi_temp_path "/tmp/b/scgi";`,
+		"listen 127.0.0.1:41234;",
+		`root "/srv/my \"static\" files";`,
+		"text/javascript js;",
+		"image/svg+xml svg;",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "user ") {
+		t.Errorf("config has a user directive without User:\n%s", conf)
+	}
+	if strings.Contains(conf, "/etc/") || strings.Contains(conf, "/var/") {
+		t.Errorf("config refers outside its folder:\n%s", conf)
+	}
+
+	withUser := renderNginxConf(nginxConfig{Prefix: "/p", Log: "/p/l", Root: "/r", Port: 1, User: "root"})
+	if !strings.Contains(withUser, "\nuser \"root\";\n") {
+		t.Errorf("config lacks the user directive:\n%s", withUser)
+	}
+}
+
+// TestNginxAcceptsConf has nginx itself check the rendered file.
+func TestNginxAcceptsConf(t *testing.T) {
+	nginx, err := lookTool("nginx")
+	if err != nil {
+		t.Skip("nginx not installed")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "a static dir")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := nginxConfig{Prefix: dir, Log: filepath.Join(dir, "nginx.log"), Root: root, Port: 1}
+	if os.Geteuid() == 0 {
+		c.User = "root"
+	}
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(renderNginxConf(c)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", path, "-e", c.Log).CombinedOutput()
+	if err != nil {
+		t.Errorf("nginx -t: %v\n%s\n%s", err, out, logTail(c.Log, 10))
+	}
+}
