@@ -1,0 +1,177 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxy(t *testing.T) {
+	up := startUpstream(t, nil)
+	h, _ := newTestHandler(t, up.URL, nil)
+
+	rec := do(t, h, "GET", "/clock?x=1", map[string]string{"Cookie": "a=b", "Authorization": "Basic eDp5"})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /clock: status %d, want 200", rec.Code)
+	}
+	if got := rec.Body.String(); got != upstreamBody {
+		t.Errorf("GET /clock: body %q, want %q", got, upstreamBody)
+	}
+	for name, want := range map[string]string{
+		"Cache-Control":   "no-store",
+		"Content-Type":    "text/plain; charset=utf-8",
+		"X-Frame-Options": "DENY",
+	} {
+		if got := rec.Header().Values(name); len(got) != 1 || got[0] != want {
+			t.Errorf("GET /clock: %s = %q, want [%q]", name, got, want)
+		}
+	}
+	if got := rec.Header().Get("Set-Cookie"); got != "" {
+		t.Errorf("GET /clock: upstream Set-Cookie %q passed through", got)
+	}
+
+	head := do(t, h, "HEAD", "/clock", nil)
+	if head.Code != http.StatusOK || head.Body.Len() != 0 {
+		t.Errorf("HEAD /clock: status %d with %d body bytes, want 200 and none", head.Code, head.Body.Len())
+	}
+	// The query never reaches the API, only exactly /clock does.
+	if got, want := strings.Join(up.seen(), ","), "GET /clock,HEAD /clock"; got != want {
+		t.Errorf("upstream saw %q, want %q", got, want)
+	}
+}
+
+func TestProxyPathPrefix(t *testing.T) {
+	up := startUpstream(t, nil)
+	h, _ := newTestHandler(t, up.URL+"/api/", nil)
+	if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusOK {
+		t.Fatalf("GET /clock: status %d, want 200", rec.Code)
+	}
+	if got, want := strings.Join(up.seen(), ","), "GET /api/clock"; got != want {
+		t.Errorf("upstream saw %q, want %q", got, want)
+	}
+}
+
+func TestOnlyClockIsProxied(t *testing.T) {
+	up := startUpstream(t, nil)
+	h, _ := newTestHandler(t, up.URL, nil)
+	for _, tc := range []struct{ method, target string }{
+		{"GET", "/metrics"},
+		{"GET", "/clock/"},
+		{"GET", "/clock/x"},
+		{"GET", "/clock/../metrics"},
+		{"GET", "/clock/./"},
+		{"GET", "/./clock/../metrics"},
+		{"GET", "//clock"},
+		{"GET", "/clock%2F..%2Fmetrics"},
+		{"GET", "/clock%2fmetrics"},
+		{"GET", "/%2e%2e/metrics"},
+		{"GET", "/Clock"},
+		{"GET", "/CLOCK"},
+		{"GET", "/clock.txt"},
+		{"GET", "/clock;x"},
+		{"GET", "/clockx"},
+		{"GET", "/clock%00"},
+		{"GET", "/healthz"},
+		{"GET", "/"},
+		{"GET", "/app.js"},
+		{"GET", "http://evil.example/metrics"},
+		{"POST", "/clock"},
+		{"PUT", "/clock"},
+		{"DELETE", "/clock"},
+		{"OPTIONS", "/clock"},
+	} {
+		rec := do(t, h, tc.method, tc.target, nil)
+		if rec.Code >= 500 {
+			t.Errorf("%s %s: status %d", tc.method, tc.target, rec.Code)
+		}
+		if got := up.seen(); len(got) != 0 {
+			t.Errorf("%s %s (status %d): upstream saw %q, want nothing", tc.method, tc.target, rec.Code, got)
+		}
+	}
+}
+
+// refusedURL returns the URL of a port that nothing listens on.
+func refusedURL(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func TestProxyUpstreamDown(t *testing.T) {
+	api := refusedURL(t)
+	h, logs := newTestHandler(t, api, nil)
+	start := time.Now()
+	rec := do(t, h, "GET", "/clock", nil)
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("GET /clock with the API down took %v, want under 1s", elapsed)
+	}
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("GET /clock with the API down: status %d, want 502", rec.Code)
+	}
+	assertGenericError(t, rec.Body.String(), rec.Header(), api, http.StatusBadGateway)
+	mustContain(t, "log", logs.String(), "connection refused")
+}
+
+func TestProxyUpstreamDialTimeout(t *testing.T) {
+	// 192.0.2.0/24 (TEST-NET-1) is never routed: the dial hangs until the dial timeout, or
+	// fails at once where there is no route at all. Either way: 502, within a second.
+	h, _ := newTestHandler(t, "http://192.0.2.1:9", map[string]string{"CLOCK_WEB_PROXY_DIAL_TIMEOUT": "200ms"})
+	start := time.Now()
+	rec := do(t, h, "GET", "/clock", nil)
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("GET /clock with an unroutable API took %v, want under 1s", elapsed)
+	}
+	if rec.Code != http.StatusBadGateway {
+		t.Errorf("GET /clock with an unroutable API: status %d, want 502", rec.Code)
+	}
+}
+
+func TestProxyUpstreamSlow(t *testing.T) {
+	release := make(chan struct{})
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	t.Cleanup(func() { close(release) }) // runs before the server's Close
+	h, logs := newTestHandler(t, up.URL, map[string]string{"CLOCK_WEB_PROXY_TIMEOUT": "100ms"})
+	start := time.Now()
+	rec := do(t, h, "GET", "/clock", nil)
+	if rec.Code != http.StatusGatewayTimeout {
+		t.Fatalf("GET /clock with a slow API: status %d, want 504", rec.Code)
+	}
+	if elapsed := time.Since(start); elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
+		t.Errorf("GET /clock with a slow API took %v, want about the 100ms proxy timeout", elapsed)
+	}
+	assertGenericError(t, rec.Body.String(), rec.Header(), up.URL, http.StatusGatewayTimeout)
+	mustContain(t, "log", logs.String(), "timeout awaiting response headers")
+}
+
+// assertGenericError checks that a proxy error tells the client nothing about the upstream.
+func assertGenericError(tb testing.TB, body string, h http.Header, api string, status int) {
+	tb.Helper()
+	if want := http.StatusText(status) + "\n"; body != want {
+		tb.Errorf("error body %q, want %q", body, want)
+	}
+	host := strings.TrimPrefix(api, "http://")
+	for _, leak := range []string{host, "dial", "refused", "timeout", "127.0.0.1"} {
+		for name, values := range h {
+			for _, v := range values {
+				if strings.Contains(v, leak) {
+					tb.Errorf("error header %s: %q leaks %q", name, v, leak)
+				}
+			}
+		}
+	}
+	if got := h.Get("Cache-Control"); got != "no-store" {
+		tb.Errorf("error Cache-Control %q, want no-store", got)
+	}
+}
