@@ -1,0 +1,107 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// newRouter builds the whole HTTP surface: every route and middleware is here.
+// reg is the service's own registry (not the global default) so each router,
+// and each test, has its own metrics.
+func newRouter(logger *slog.Logger, reg *prometheus.Registry, now func() time.Time) (http.Handler, error) {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	// Echo's own logger (used when an error response cannot be written)
+	// goes through slog too, so stdout stays one JSON schema.
+	e.Logger.SetOutput(slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer())
+	// The service is reached directly (or through a proxy that does not
+	// rewrite X-Forwarded-For for us): log the peer address, not a header a
+	// client can forge.
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	metrics, err := echoprometheus.MiddlewareConfig{
+		Subsystem:  "clock_api",
+		Registerer: reg,
+		// Host is client-controlled; as a label it would let any client
+		// create unbounded series. Empty means "no label" to Prometheus.
+		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
+			"host": func(echo.Context, error) string { return "" },
+		},
+		// Likewise unmatched paths all count under one url label.
+		DoNotUseRequestPathFor404: true,
+	}.ToMiddleware()
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+
+	// Middleware, outermost first:
+	//  1. access log: sees the final status, including errors turned into
+	//     responses by the error handler (HandleError);
+	//  2. metrics: counts and times every request, 404/405 included;
+	//  3. recover: turns a handler panic into an error the two above record.
+	e.Use(middleware.RequestLoggerWithConfig(accessLog(logger)))
+	e.Use(metrics)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableErrorHandler: true, // the access log's HandleError answers it
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			logger.Error("panic", slog.String("path", c.Request().URL.Path),
+				slog.Any("error", err), slog.String("stack", string(stack)))
+			return err
+		},
+	}))
+
+	// Echo answers other methods on these paths with 405 and an Allow header.
+	clock := handleClock(now)
+	e.GET("/clock", clock)
+	e.HEAD("/clock", clock)
+	e.GET("/healthz", handleHealthz)
+	e.GET("/metrics", echoprometheus.NewHandlerWithConfig(echoprometheus.HandlerConfig{Gatherer: reg}))
+	return e, nil
+}
+
+// accessLog logs one JSON line per request at info level.
+func accessLog(logger *slog.Logger) middleware.RequestLoggerConfig {
+	h := logger.Handler()
+	return middleware.RequestLoggerConfig{
+		Skipper: func(c echo.Context) bool {
+			return !h.Enabled(c.Request().Context(), slog.LevelInfo)
+		},
+		HandleError: true,
+		LogMethod:   true,
+		LogURIPath:  true,
+		LogStatus:   true,
+		LogLatency:  true,
+		LogRemoteIP: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			// The record goes straight to the handler: Logger.LogAttrs would
+			// also capture the caller's PC (runtime.Callers), which nothing
+			// prints and which cost as much as encoding the line. The end
+			// time comes from values the middleware already measured.
+			r := slog.NewRecord(v.StartTime.Add(v.Latency), slog.LevelInfo, "request", 0)
+			r.AddAttrs(
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Duration("duration", v.Latency),
+				slog.String("remote", v.RemoteIP),
+			)
+			// A failed log write must not turn into a failed request.
+			_ = h.Handle(c.Request().Context(), r)
+			return nil
+		},
+	}
+}
