@@ -8,14 +8,19 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/bench"
 	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/gotool"
 	"github.com/clock-app/clock/internal/host"
 	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/vm"
 )
 
 // Aliases: `mage test` runs every suite, as the README says.
@@ -49,6 +54,135 @@ func meta(ctx context.Context) images.Meta {
 		m.Version = cfg.Version
 	}
 	return m
+}
+
+func deployer(ctx context.Context) (*deploy.Deployer, error) {
+	c, err := knobs()
+	if err != nil {
+		return nil, err
+	}
+	return &deploy.Deployer{Cfg: c, Root: root(), Out: os.Stdout, Meta: meta(ctx)}, nil
+}
+
+// Deploy builds the images, brings the VM up (unless CLOCK_TARGET_HOST is set), runs Ansible in a container and checks the clock from the host.
+func Deploy(ctx context.Context) error {
+	mg.CtxDeps(ctx, Setup)
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.Deploy(ctx)
+	return err
+}
+
+// Stop removes both containers and their networks from the target; the VM keeps running.
+func Stop(ctx context.Context) error {
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.Stop(ctx)
+	return err
+}
+
+// Status prints the VM's state and address, the containers' health and versions, and the URL.
+func Status(ctx context.Context) error {
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	return d.Status(ctx)
+}
+
+// Logs prints the last 100 lines of both containers' logs.
+func Logs(ctx context.Context) error {
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	return d.Logs(ctx, 100)
+}
+
+// VM groups the targets of the local VM.
+type VM mg.Namespace
+
+// Image builds the Debian 12 base image offline with mmdebstrap (cached; skipped with CLOCK_VM_IMAGE).
+func (VM) Image(ctx context.Context) error {
+	mg.CtxDeps(ctx, Setup)
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	return d.Image(ctx)
+}
+
+// Up defines and boots the VM on a qcow2 overlay, waits for SSH and pins its host key.
+func (VM) Up(ctx context.Context) error {
+	mg.CtxDeps(ctx, Setup)
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.Up(ctx)
+	return err
+}
+
+// Down shuts the VM down (forced off after a bounded wait).
+func (VM) Down(ctx context.Context) error {
+	v, err := localVM(ctx)
+	if err != nil {
+		return err
+	}
+	return v.Down(ctx)
+}
+
+// Destroy stops and undefines the VM and removes its overlay: the next vm:up starts clean.
+func (VM) Destroy(ctx context.Context) error {
+	v, err := localVM(ctx)
+	if err != nil {
+		return err
+	}
+	return v.Destroy(ctx)
+}
+
+// IP prints the VM's address from the DHCP leases.
+func (VM) IP(ctx context.Context) error {
+	v, err := localVM(ctx)
+	if err != nil {
+		return err
+	}
+	ip, err := v.IP(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println(ip)
+	return nil
+}
+
+// SSH opens a shell on the VM as root, checking the pinned host key.
+func (VM) SSH(ctx context.Context) error {
+	v, err := localVM(ctx)
+	if err != nil {
+		return err
+	}
+	argv, err := v.SSHCommand(ctx)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	return cmd.Run()
+}
+
+func localVM(ctx context.Context) (*vm.VM, error) {
+	d, err := deployer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if d.Cfg.Remote() {
+		return nil, fmt.Errorf("CLOCK_TARGET_HOST is set: the vm targets manage the local VM only")
+	}
+	return d.VM(func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) })
 }
 
 // Config prints every CLOCK_* variable with its default and meaning.
@@ -85,12 +219,27 @@ type Test mg.Namespace
 
 // All runs every check: lint, unit tests, the container tests with a browser, and the VM deploy test.
 func (Test) All(ctx context.Context) {
-	mg.SerialCtxDeps(ctx, mg.F(setup, true), Test.Lint, Test.Unit, Test.E2e)
+	mg.SerialCtxDeps(ctx, mg.F(setup, true), Test.Lint, Test.Unit, Test.E2e, Test.VM)
 }
 
-// Lint fails on gofmt or go vet findings in any module.
+// Lint fails on gofmt or go vet findings in any module, and on ansible-lint or yamllint findings.
 func (Test) Lint(ctx context.Context) error {
-	return gotool.Lint(ctx, os.Stdout, root())
+	if err := gotool.Lint(ctx, os.Stdout, root()); err != nil {
+		return err
+	}
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	image, err := d.RunnerImage(ctx)
+	if err != nil {
+		return err
+	}
+	if err := ansible.Lint(ctx, image, filepath.Join(root(), "deploy", "ansible"), os.Stdout); err != nil {
+		return err
+	}
+	fmt.Println("    ansible-lint (production profile) and yamllint: clean")
+	return nil
 }
 
 // Unit runs the unit tests of the tooling and both services.
@@ -135,4 +284,10 @@ func Bench(ctx context.Context) error {
 		return fmt.Errorf("bench: %d of %d checks failed (see above)", len(failed), len(rep.Checks))
 	}
 	return nil
+}
+
+// VM deploys into a fresh local VM under TCG and checks it from the host and over SSH, redeploys (changed=0), stops and destroys it.
+func (Test) VM(ctx context.Context) error {
+	mg.CtxDeps(ctx, mg.F(setup, true))
+	return gotool.Go(ctx, os.Stdout, root(), "test/vm", nil, "test", "-tags", "vmtest", "-count=1", "-v", "-timeout=45m", ".")
 }

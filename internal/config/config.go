@@ -34,6 +34,7 @@ type Config struct {
 	VMAccel     string        `envconfig:"VM_ACCEL" default:"auto" desc:"auto (KVM where it boots a guest, else TCG), kvm or tcg"`
 	VMImage     string        `envconfig:"VM_IMAGE" desc:"your own raw disk image (e.g. debian10-ssh.img); empty: build Debian 12 with vm:image"`
 	VMKey       string        `envconfig:"VM_KEY" desc:"private key that logs into VM_IMAGE (required with it); empty: generated ed25519 key"`
+	VMMAC       string        `envconfig:"VM_MAC" default:"52:54:00:c0:e9:b1" desc:"MAC of the VM's NIC (the classic definition's; the DHCP lease is found by it)"`
 	VMUser      string        `envconfig:"VM_USER" default:"root" desc:"SSH user on the VM"`
 	VMBoot      time.Duration `envconfig:"VM_BOOT_TIMEOUT" default:"5m" desc:"how long vm:up waits for a DHCP lease and then for SSH"`
 	VMSuite     string        `envconfig:"VM_SUITE" default:"bookworm" desc:"Debian suite that vm:image builds (bookworm or bullseye)"`
@@ -116,6 +117,9 @@ func (c Config) Validate() error {
 		if err := readable(c.VMKey); err != nil {
 			bad("VM_KEY", c.VMKey, err.Error())
 		}
+	}
+	if hw, err := net.ParseMAC(c.VMMAC); err != nil || len(hw) != 6 || hw[0]&1 == 1 {
+		bad("VM_MAC", c.VMMAC, "must be a unicast MAC address such as 52:54:00:c0:e9:b1")
 	}
 	if c.VMUser == "" {
 		bad("VM_USER", c.VMUser, "must name the SSH user")

@@ -43,6 +43,8 @@ func TestLoadErrorsNameVariableAndValue(t *testing.T) {
 		{map[string]string{"CLOCK_VM_BOOT_TIMEOUT": "soon"}, `CLOCK_VM_BOOT_TIMEOUT="soon"`},
 		{map[string]string{"CLOCK_VM_IMAGE": key}, `CLOCK_VM_KEY="": is required with CLOCK_VM_IMAGE`},
 		{map[string]string{"CLOCK_VM_IMAGE": "/nonexistent.img", "CLOCK_VM_KEY": key}, `CLOCK_VM_IMAGE="/nonexistent.img": no such file`},
+		{map[string]string{"CLOCK_VM_MAC": "52:54:00:zz:e9:b1"}, `CLOCK_VM_MAC="52:54:00:zz:e9:b1"`},
+		{map[string]string{"CLOCK_VM_MAC": "01:00:5e:00:00:01"}, `CLOCK_VM_MAC="01:00:5e:00:00:01": must be a unicast`},
 		{map[string]string{"CLOCK_VM_SUITE": "buster"}, `CLOCK_VM_SUITE="buster"`},
 		{map[string]string{"CLOCK_TARGET_HOST": "10.0.0.5"}, `CLOCK_TARGET_KEY="": is required with CLOCK_TARGET_HOST`},
 		{map[string]string{"CLOCK_TARGET_HOST": "root@h", "CLOCK_TARGET_KEY": key}, `CLOCK_TARGET_HOST="root@h"`},
@@ -113,5 +115,19 @@ func TestPathIsAbsolute(t *testing.T) {
 	c := Config{StateDir: ".state"}
 	if p := c.Path("ssh", "known_hosts"); !filepath.IsAbs(p) || !strings.HasSuffix(p, ".state/ssh/known_hosts") {
 		t.Errorf("Path = %q, want an absolute path ending in .state/ssh/known_hosts", p)
+	}
+}
+
+// TestREADMEListsEveryKnob keeps the README's table honest: a knob added here must be
+// documented there.
+func TestREADMEListsEveryKnob(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Names() {
+		if !strings.Contains(string(readme), "`"+k+"`") {
+			t.Errorf("README.md does not document %s: paste the table from `go run mage.go config`", k)
+		}
 	}
 }

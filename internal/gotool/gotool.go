@@ -82,7 +82,8 @@ func Lint(ctx context.Context, out io.Writer, root string) error {
 	}
 	fmt.Fprintf(out, "    gofmt: clean (%d modules)\n", len(mods))
 	for _, m := range mods {
-		if err := Go(ctx, out, root, m, nil, "vet", "./..."); err != nil {
+		// The vmtest tag brings the VM test (test/vm) under vet as well.
+		if err := Go(ctx, out, root, m, nil, "vet", "-tags=vmtest", "./..."); err != nil {
 			return err
 		}
 	}

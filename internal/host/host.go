@@ -43,8 +43,7 @@ var (
 		{"sfdisk", "fdisk", "partitioning the VM image"},
 		{"mkfs.ext4", "e2fsprogs", "formatting the VM image"},
 		{"partx", "util-linux", "the VM image's partition device"},
-		{"grub-install", "grub2-common", "making the VM image bootable"},
-		{"grub-mkimage", "grub-pc-bin", "making the VM image bootable"},
+		{"losetup", "mount", "the VM image's loop device"},
 	}
 	Browser = []Tool{{"chromium", "chromium", "the browser tests"}}
 	Bench   = []Tool{

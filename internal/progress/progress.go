@@ -34,6 +34,14 @@ func (s *Step) Printf(format string, args ...any) {
 	fmt.Fprintf(s.w, "    [%6s] %s\n", s.Elapsed(), fmt.Sprintf(format, args...))
 }
 
+// Logf prints a line of the step as it is, for packages that put their own elapsed time in
+// front of their lines.
+func (s *Step) Logf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, "    %s\n", fmt.Sprintf(format, args...))
+}
+
 // Done prints the step's one-line result.
 func (s *Step) Done(format string, args ...any) {
 	fmt.Fprintf(s.w, "<== %s: %s (%s)\n", s.name, fmt.Sprintf(format, args...), s.Elapsed())

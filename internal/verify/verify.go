@@ -25,6 +25,9 @@ type Result struct {
 // Clock checks base (e.g. http://192.168.122.10) once: `/` serves the page and `/clock`
 // answers a float within maxSkew of now, with Cache-Control: no-store.
 func Clock(ctx context.Context, client *http.Client, base string, maxSkew time.Duration) (Result, error) {
+	if client == nil {
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
 	base = strings.TrimSuffix(base, "/")
 	page, _, err := get(ctx, client, base+"/")
 	if err != nil {

@@ -1,0 +1,480 @@
+// Package deploy puts the pieces in order: images, the target (the local VM, or a given
+// host), Ansible in its container, and the check from the host. The magefile's deploy, stop,
+// status and logs targets are one call each into this package.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clock-app/clock/internal/ansible"
+	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/progress"
+	"github.com/clock-app/clock/internal/sshx"
+	"github.com/clock-app/clock/internal/verify"
+	"github.com/clock-app/clock/internal/vm"
+	"github.com/clock-app/clock/internal/vmimage"
+)
+
+// Deployer runs the deploy steps for one configuration, from the repo at Root.
+type Deployer struct {
+	Cfg  config.Config
+	Root string
+	Out  io.Writer
+	Meta images.Meta
+}
+
+// Phase is one timed step of a deploy.
+type Phase struct {
+	Name string
+	Took time.Duration
+}
+
+// Summary is what a deploy did.
+type Summary struct {
+	URL    string
+	Target string
+	Recap  ansible.Recap
+	Phases []Phase
+	Took   time.Duration
+}
+
+// Changed is the number of changed tasks in the Ansible run.
+func (s Summary) Changed() int { return s.Recap.Changed() }
+
+func (d *Deployer) out() io.Writer {
+	if d.Out == nil {
+		return os.Stdout
+	}
+	return d.Out
+}
+
+// keyPath is the deploy key: the user's for their own image or host, else the generated one.
+func (d *Deployer) keyPath() string {
+	switch {
+	case d.Cfg.Remote():
+		return d.Cfg.TargetKey
+	case d.Cfg.VMKey != "":
+		return d.Cfg.VMKey
+	}
+	return d.Cfg.Path("ssh", sshx.KeyName)
+}
+
+// key loads the deploy key, generating ours when the user gave none.
+func (d *Deployer) key() (*sshx.Key, error) {
+	if d.Cfg.Remote() || d.Cfg.VMKey != "" {
+		return sshx.LoadKey(d.keyPath())
+	}
+	return sshx.EnsureKey(d.Cfg.Path("ssh"))
+}
+
+// baseImage is the VM's base disk: the user's, or the one vm:image builds for the suite.
+func (d *Deployer) baseImage() string {
+	if d.Cfg.VMImage != "" {
+		return d.Cfg.VMImage
+	}
+	return d.Cfg.Path("vm", map[string]string{"bookworm": "debian12.img", "bullseye": "debian11.img"}[d.Cfg.VMSuite])
+}
+
+// VM returns the VM layer for this configuration; logf gets its progress lines.
+func (d *Deployer) VM(logf func(string, ...any)) (*vm.VM, error) {
+	return vm.New(vm.Config{
+		Name:        d.Cfg.VMName,
+		MemoryMiB:   d.Cfg.VMMemoryMiB,
+		VCPUs:       d.Cfg.VMVCPUs,
+		Accel:       d.Cfg.VMAccel,
+		MAC:         d.Cfg.VMMAC,
+		URI:         d.Cfg.LibvirtURI,
+		StateDir:    d.Cfg.Path(),
+		BaseImage:   d.baseImage(),
+		KeyPath:     d.keyPath(),
+		User:        d.Cfg.VMUser,
+		Template:    filepath.Join(d.Root, "deploy", "libvirt", "domain.xml.tmpl"),
+		BootTimeout: d.Cfg.VMBoot,
+		Logf:        logf,
+	})
+}
+
+// Image builds the Debian base image unless the user brings their own or it is up to date.
+func (d *Deployer) Image(ctx context.Context) error {
+	step := progress.Start(d.out(), "vm:image")
+	if d.Cfg.VMImage != "" {
+		step.Done("using your image %s", d.Cfg.VMImage)
+		return nil
+	}
+	key, err := d.key()
+	if err != nil {
+		return step.Fail(err)
+	}
+	built, err := vmimage.Build(ctx, vmimage.Options{
+		Output:    d.baseImage(),
+		PublicKey: key.AuthorizedKey,
+		Suite:     d.Cfg.VMSuite,
+		Logf:      step.Logf,
+	})
+	if err != nil {
+		return step.Fail(err)
+	}
+	if built {
+		step.Done("built %s", d.baseImage())
+	} else {
+		step.Done("%s is up to date", d.baseImage())
+	}
+	return nil
+}
+
+// Up makes sure the VM runs and answers SSH, and returns its address.
+func (d *Deployer) Up(ctx context.Context) (string, error) {
+	if err := d.Image(ctx); err != nil {
+		return "", err
+	}
+	step := progress.Start(d.out(), "vm:up "+d.Cfg.VMName)
+	v, err := d.VM(step.Logf)
+	if err != nil {
+		return "", step.Fail(err)
+	}
+	res, err := v.Up(ctx)
+	if err != nil {
+		return "", step.Fail(err)
+	}
+	if res.Started {
+		step.Done("%s booted under %s: lease after %s, SSH after %s", res.IP, strings.ToUpper(res.Accel),
+			progress.Round(res.LeaseAfter), progress.Round(res.SSHAfter))
+	} else {
+		step.Done("%s already running", res.IP)
+	}
+	return res.IP, nil
+}
+
+// target is where Ansible goes: the VM's address, or the given host once its host key is
+// pinned.
+func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
+	key, err := d.key()
+	if err != nil {
+		return sshx.Target{}, err
+	}
+	kh := d.Cfg.Path("ssh", "known_hosts")
+	if !d.Cfg.Remote() {
+		ip, err := d.Up(ctx)
+		if err != nil {
+			return sshx.Target{}, err
+		}
+		return sshx.Target{Addr: net.JoinHostPort(ip, "22"), User: d.Cfg.VMUser, Signer: key.Signer, KnownHosts: kh}, nil
+	}
+	t := sshx.Target{
+		Addr:       net.JoinHostPort(d.Cfg.TargetHost, strconv.Itoa(d.Cfg.TargetPort)),
+		User:       d.Cfg.TargetUser,
+		Signer:     key.Signer,
+		KnownHosts: kh,
+	}
+	step := progress.Start(d.out(), "target "+t.Addr)
+	if err := d.pinOnFirstContact(ctx, t, step); err != nil {
+		return t, step.Fail(err)
+	}
+	step.Done("SSH as %s with a pinned host key", t.User)
+	return t, nil
+}
+
+// pinOnFirstContact checks a given host's key against known_hosts. A host never seen before
+// is pinned on this first contact (as ssh's accept-new does); a changed key is an error.
+func (d *Deployer) pinOnFirstContact(ctx context.Context, t sshx.Target, step *progress.Step) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	client, err := sshx.Dial(ctx, t)
+	if err == nil {
+		return client.Close()
+	}
+	if _, statErr := os.Stat(t.KnownHosts); !errors.Is(err, sshx.ErrUnknownHost) && statErr == nil {
+		return err
+	}
+	step.Printf("first contact with %s: pinning its host key in %s", t.Addr, t.KnownHosts)
+	return sshx.WaitForSSH(ctx, t.Addr, t.User, t.Signer, t.KnownHosts, step.Printf)
+}
+
+// prepare builds and saves the service images and the Ansible runner image.
+func (d *Deployer) prepare(ctx context.Context) (runnerImage string, err error) {
+	if err := images.BuildAll(ctx, d.out(), d.Root, d.Meta); err != nil {
+		return "", err
+	}
+	step := progress.Start(d.out(), "images: save for the target")
+	for _, s := range images.Services {
+		path, changed, err := images.Save(ctx, s, d.Meta.Version, d.Cfg.Path("images"))
+		if err != nil {
+			return "", step.Fail(err)
+		}
+		if changed {
+			step.Printf("wrote %s", path)
+		}
+	}
+	step.Done("%s", d.Cfg.Path("images"))
+	return d.RunnerImage(ctx)
+}
+
+// RunnerImage builds the Ansible runner image unless it exists.
+func (d *Deployer) RunnerImage(ctx context.Context) (string, error) {
+	step := progress.Start(d.out(), "ansible: runner image")
+	tag, err := ansible.EnsureRunnerImage(ctx, ansible.ImageOptions{
+		Dockerfile: filepath.Join(d.Root, "deploy", "ansible", "Dockerfile"),
+		BaseImage:  d.Cfg.AnsibleBaseImage,
+		Progress:   stepWriter{step},
+	})
+	if err != nil {
+		return "", step.Fail(err)
+	}
+	step.Done("%s", tag)
+	return tag, nil
+}
+
+// stepWriter turns the lines a package writes into progress lines of a step.
+type stepWriter struct{ s *progress.Step }
+
+func (w stepWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			w.s.Printf("%s", line)
+		}
+	}
+	return len(p), nil
+}
+
+// runner is the Ansible runner for this deploy, with the agent socket that holds the key.
+func (d *Deployer) runner(image, socket string, step *progress.Step) ansible.Runner {
+	return ansible.Runner{
+		Image:       image,
+		ProjectDir:  filepath.Join(d.Root, "deploy", "ansible"),
+		StateDir:    d.Cfg.Path(),
+		AgentSocket: socket,
+		Output:      d.out(),
+		Progress:    stepWriter{step},
+	}
+}
+
+func (d *Deployer) vars() ansible.Vars {
+	return ansible.Vars{
+		APIImage: images.Services[0].Ref(d.Meta.Version),
+		WebImage: images.Services[1].Ref(d.Meta.Version),
+		WebPort:  d.Cfg.HTTPPort,
+		APIEnv:   map[string]string{"CLOCK_API_LOG_LEVEL": d.Cfg.APILogLevel},
+	}
+}
+
+func ansibleTarget(t sshx.Target) (ansible.Target, error) {
+	host, port, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return ansible.Target{}, err
+	}
+	p, _ := strconv.Atoi(port)
+	return ansible.Target{Host: host, Port: p, User: t.User}, nil
+}
+
+// Deploy runs the whole path: images and the runner image (while the VM boots), the target,
+// Ansible, and the check from the host. It returns a summary with the time of each phase.
+func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
+	start := time.Now()
+	var sum Summary
+	timed := func(name string, f func() error) error {
+		t0 := time.Now()
+		err := f()
+		sum.Phases = append(sum.Phases, Phase{name, time.Since(t0)})
+		return err
+	}
+
+	// The images and the VM do not depend on each other: build while the guest boots.
+	var (
+		wg          sync.WaitGroup
+		runnerImage string
+		prepErr     error
+		prepTook    time.Duration
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t0 := time.Now()
+		runnerImage, prepErr = d.prepare(ctx)
+		prepTook = time.Since(t0)
+	}()
+	var target sshx.Target
+	targetErr := timed("target (vm:image + vm:up)", func() (err error) {
+		target, err = d.target(ctx)
+		return err
+	})
+	wg.Wait()
+	sum.Phases = append(sum.Phases, Phase{"images + runner image (in parallel)", prepTook})
+	if err := errors.Join(targetErr, prepErr); err != nil {
+		return sum, err
+	}
+	host, _, _ := net.SplitHostPort(target.Addr)
+	sum.Target = target.Addr
+
+	err := timed("ansible", func() error {
+		step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)
+		socket, stop, err := sshx.StartAgentFromFile(d.keyPath())
+		if err != nil {
+			return step.Fail(err)
+		}
+		defer stop()
+		at, err := ansibleTarget(target)
+		if err != nil {
+			return step.Fail(err)
+		}
+		sum.Recap, err = d.runner(runnerImage, socket, step).Deploy(ctx, at, d.vars())
+		if err != nil {
+			return step.Fail(err)
+		}
+		step.Done("changed=%d", sum.Recap.Changed())
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+
+	err = timed("check from the host", func() error {
+		step := progress.Start(d.out(), "check: / and /clock from the host")
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		base := "http://" + net.JoinHostPort(host, strconv.Itoa(d.Cfg.HTTPPort))
+		res, err := verify.Wait(ctx, base, 5*time.Second)
+		if err != nil {
+			return step.Fail(err)
+		}
+		sum.URL = res.URL
+		step.Done("/clock said %.3f, %s from this host's clock", res.Clock, res.Skew.Round(time.Millisecond))
+		return nil
+	})
+	sum.Took = time.Since(start)
+	if err != nil {
+		return sum, err
+	}
+	fmt.Fprintf(d.out(), "\ndeploy: %s is serving the clock at %s (changed=%d, %s)\n", d.Meta.Version, sum.URL, sum.Changed(), progress.Round(sum.Took))
+	for _, p := range sum.Phases {
+		fmt.Fprintf(d.out(), "    %-38s %s\n", p.Name, progress.Round(p.Took))
+	}
+	return sum, nil
+}
+
+// existingTarget is the target of a deploy that already happened: the running VM's address
+// (without starting it) or the given host.
+func (d *Deployer) existingTarget(ctx context.Context) (sshx.Target, error) {
+	key, err := d.key()
+	if err != nil {
+		return sshx.Target{}, err
+	}
+	t := sshx.Target{User: d.Cfg.TargetUser, Signer: key.Signer, KnownHosts: d.Cfg.Path("ssh", "known_hosts")}
+	if d.Cfg.Remote() {
+		t.Addr = net.JoinHostPort(d.Cfg.TargetHost, strconv.Itoa(d.Cfg.TargetPort))
+		return t, nil
+	}
+	v, err := d.VM(func(string, ...any) {})
+	if err != nil {
+		return t, err
+	}
+	ip, err := v.IP(ctx)
+	if err != nil {
+		return t, fmt.Errorf("%w (is the VM up? go run mage.go vm:up)", err)
+	}
+	t.Addr, t.User = net.JoinHostPort(ip, "22"), d.Cfg.VMUser
+	return t, nil
+}
+
+// Stop removes both containers and their networks on the target; the VM keeps running.
+func (d *Deployer) Stop(ctx context.Context) (ansible.Recap, error) {
+	t, err := d.existingTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
+	image, err := d.RunnerImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	step := progress.Start(d.out(), "ansible: stop.yml on "+t.Addr)
+	socket, stop, err := sshx.StartAgentFromFile(d.keyPath())
+	if err != nil {
+		return nil, step.Fail(err)
+	}
+	defer stop()
+	at, err := ansibleTarget(t)
+	if err != nil {
+		return nil, step.Fail(err)
+	}
+	recap, err := d.runner(image, socket, step).Stop(ctx, at)
+	if err != nil {
+		return recap, step.Fail(err)
+	}
+	step.Done("containers and networks removed (changed=%d)", recap.Changed())
+	return recap, nil
+}
+
+// CommandLine is the docker run command that deploy runs, for people who run Ansible by hand.
+func (d *Deployer) CommandLine(image string) (string, error) {
+	return d.runner(image, "/path/to/ssh-agent.sock", nil).CommandLine(ansible.PlaybookDeploy, d.vars())
+}
+
+// Status prints the VM's state and address, the containers' health and image versions, and
+// the URL with what /clock says now.
+func (d *Deployer) Status(ctx context.Context) error {
+	w := d.out()
+	if !d.Cfg.Remote() {
+		v, err := d.VM(func(string, ...any) {})
+		if err != nil {
+			return err
+		}
+		state, err := v.State(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "vm:         %s (%s)\n", d.Cfg.VMName, state)
+		if state != vm.StateRunning {
+			return nil
+		}
+	}
+	t, err := d.existingTarget(ctx)
+	if err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(t.Addr)
+	fmt.Fprintf(w, "address:    %s\n", host)
+	res, err := sshx.Run(ctx, t, `docker ps --all --filter name=^clock- --format '{{.Names}}\t{{.Image}}\t{{.Status}}'`)
+	if err != nil {
+		return err
+	}
+	out := strings.TrimSpace(string(res.Stdout))
+	if out == "" {
+		out = "(none: run go run mage.go deploy)"
+	}
+	fmt.Fprintf(w, "containers:\n    %s\n", strings.ReplaceAll(out, "\n", "\n    "))
+	base := "http://" + net.JoinHostPort(host, strconv.Itoa(d.Cfg.HTTPPort))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if r, err := verify.Clock(ctx, nil, base, 5*time.Second); err != nil {
+		fmt.Fprintf(w, "url:        %s/ (not serving: %v)\n", base, err)
+	} else {
+		fmt.Fprintf(w, "url:        %s (/clock %.3f)\n", r.URL, r.Clock)
+	}
+	return nil
+}
+
+// Logs prints the last lines of both containers' logs.
+func (d *Deployer) Logs(ctx context.Context, lines int) error {
+	t, err := d.existingTarget(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range images.Services {
+		res, err := sshx.Run(ctx, t, fmt.Sprintf("docker logs --tail %d %s 2>&1", lines, s.Name))
+		fmt.Fprintf(d.out(), "==> %s\n%s", s.Name, res.Stdout)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

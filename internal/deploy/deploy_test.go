@@ -1,0 +1,143 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/progress"
+	"github.com/clock-app/clock/internal/sshx"
+)
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	return config.Config{
+		StateDir: t.TempDir(), LibvirtURI: "qemu:///system", VMName: "immfly-debian10",
+		VMMemoryMiB: 1024, VMVCPUs: 1, VMAccel: "tcg", VMMAC: "52:54:00:c0:e9:b1", VMUser: "root",
+		VMSuite: "bookworm", TargetPort: 22, TargetUser: "root", HTTPPort: 80, APILogLevel: "info",
+	}
+}
+
+func TestKeyAndImageChoice(t *testing.T) {
+	c := testConfig(t)
+	d := &Deployer{Cfg: c}
+	if got, want := d.keyPath(), filepath.Join(c.StateDir, "ssh", "id_ed25519"); got != want {
+		t.Errorf("keyPath with no key given = %q, want the generated %q", got, want)
+	}
+	if got := d.baseImage(); filepath.Base(got) != "debian12.img" {
+		t.Errorf("baseImage for bookworm = %q, want debian12.img", got)
+	}
+	d.Cfg.VMSuite = "bullseye"
+	if got := d.baseImage(); filepath.Base(got) != "debian11.img" {
+		t.Errorf("baseImage for bullseye = %q, want debian11.img", got)
+	}
+	d.Cfg.VMImage, d.Cfg.VMKey = "/srv/debian10-ssh.img", "/srv/rsa"
+	if d.baseImage() != "/srv/debian10-ssh.img" || d.keyPath() != "/srv/rsa" {
+		t.Errorf("with the user's image: baseImage %q keyPath %q, want theirs", d.baseImage(), d.keyPath())
+	}
+	d.Cfg.TargetHost, d.Cfg.TargetKey = "192.0.2.7", "/srv/host-key"
+	if d.keyPath() != "/srv/host-key" {
+		t.Errorf("keyPath with a target host = %q, want its key", d.keyPath())
+	}
+}
+
+func TestKeyIsGeneratedOnce(t *testing.T) {
+	d := &Deployer{Cfg: testConfig(t)}
+	k1, err := d.key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := d.key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(k1.AuthorizedKey, k2.AuthorizedKey) {
+		t.Error("a second key() made a new key, want the same one loaded")
+	}
+	if st, err := os.Stat(k1.PrivatePath); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode = %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+}
+
+func TestVMConfigFromKnobs(t *testing.T) {
+	c := testConfig(t)
+	c.VMName, c.VMMemoryMiB, c.VMVCPUs = "clock-dev", 2048, 2
+	d := &Deployer{Cfg: c, Root: "/repo"}
+	v, err := d.VM(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.Config()
+	if got.Name != "clock-dev" || got.MemoryMiB != 2048 || got.VCPUs != 2 || got.MAC != c.VMMAC || got.Accel != "tcg" {
+		t.Errorf("vm.Config = %+v, want the knobs carried over", got)
+	}
+	if got.Template != "/repo/deploy/libvirt/domain.xml.tmpl" {
+		t.Errorf("Template = %q, want the repo's", got.Template)
+	}
+}
+
+func TestVarsCarryVersionPortAndAPIEnv(t *testing.T) {
+	c := testConfig(t)
+	c.HTTPPort, c.APILogLevel = 8081, "debug"
+	d := &Deployer{Cfg: c, Meta: images.Meta{Version: "v1.2.3"}}
+	v := d.vars()
+	if v.APIImage != "clock-api:v1.2.3" || v.WebImage != "clock-web:v1.2.3" || v.WebPort != 8081 {
+		t.Errorf("vars = %+v, want the version's images on port 8081", v)
+	}
+	if v.APIEnv["CLOCK_API_LOG_LEVEL"] != "debug" {
+		t.Errorf("APIEnv = %v, want CLOCK_API_LOG_LEVEL=debug", v.APIEnv)
+	}
+}
+
+func TestCommandLineHoldsNoKey(t *testing.T) {
+	c := testConfig(t)
+	d := &Deployer{Cfg: c, Root: "/repo", Meta: images.Meta{Version: "v1"}}
+	line, err := d.CommandLine("clock-ansible:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--network host", "SSH_AUTH_SOCK=", "clock-ansible:test", "site.yml"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("command line %q does not contain %q", line, want)
+		}
+	}
+	if strings.Contains(line, sshx.KeyName) {
+		t.Errorf("command line %q mentions the private key file", line)
+	}
+}
+
+func TestAnsibleTarget(t *testing.T) {
+	at, err := ansibleTarget(sshx.Target{Addr: "192.168.122.10:2222", User: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at.Host != "192.168.122.10" || at.Port != 2222 || at.User != "admin" {
+		t.Errorf("ansibleTarget = %+v, want host, port 2222 and user admin", at)
+	}
+}
+
+func TestStepWriterSplitsLines(t *testing.T) {
+	var b bytes.Buffer
+	w := stepWriter{progress.Start(&b, "x")}
+	if _, err := w.Write([]byte("one\n\n  two  \n")); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "] one\n") || !strings.Contains(out, "] two\n") || strings.Count(out, "\n") != 3 {
+		t.Errorf("stepWriter wrote %q, want the two non-empty lines as progress lines", out)
+	}
+}
+
+func TestExistingTargetNeedsTheVM(t *testing.T) {
+	c := testConfig(t)
+	c.TargetHost, c.TargetKey = "192.0.2.7", filepath.Join(t.TempDir(), "missing")
+	d := &Deployer{Cfg: c}
+	if _, err := d.existingTarget(context.Background()); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("existingTarget with a missing key = %v, want an error naming the key", err)
+	}
+}
