@@ -186,7 +186,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 
 	rep.Checks = evaluate(rep.Results)
 	rep.Notes = append(r.notes,
-		"nginx runs 1 worker process (plus its master) on the server CPU; its RSS is master + worker.")
+		"nginx runs 1 worker process (plus its master) on the server CPU, logging every request like clock-web; its RSS is master + worker.")
 	if r.serverCPU >= 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
 			"%s runs clock-web and clock-api together on CPU %d.", TargetWebProxy, r.serverCPU))

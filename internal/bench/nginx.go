@@ -37,7 +37,9 @@ events {
 }
 
 http {
-    access_log off;
+    # Logs every request, as Debian's default site does and as clock-web does: a yardstick
+    # with its log off would measure logging, not serving.
+    access_log {{q (print .Prefix "/access.log")}};
     client_body_temp_path {{q (print .Prefix "/client_body")}};
     proxy_temp_path {{q (print .Prefix "/proxy")}};
     fastcgi_temp_path {{q (print .Prefix "/fastcgi")}};

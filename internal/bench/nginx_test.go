@@ -20,7 +20,7 @@ func TestRenderNginxConf(t *testing.T) {
 		"worker_processes 1;\n",
 		`pid "/tmp/b/nginx.pid";`,
 		`error_log "/tmp/b/logs/nginx.log" warn;`,
-		"access_log off;",
+		"/access.log\";",
 		`client_body_temp_path "/tmp/b/client_body";`,
 		`proxy_temp_path "/tmp/b/proxy";`,
 		`fastcgi_temp_path "/tmp/b/fastcgi";`,
