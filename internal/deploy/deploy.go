@@ -226,7 +226,9 @@ func (d *Deployer) RunnerImage(ctx context.Context) (string, error) {
 	tag, err := ansible.EnsureRunnerImage(ctx, ansible.ImageOptions{
 		Dockerfile: filepath.Join(d.Root, "deploy", "ansible", "Dockerfile"),
 		BaseImage:  d.Cfg.AnsibleBaseImage,
-		Progress:   stepWriter{step},
+		Progress:   stepWriter{s: step},
+		// A cold build takes minutes: show docker's "Step N/M" lines, not its whole output.
+		Output: stepWriter{s: step, only: "Step "},
 	})
 	if err != nil {
 		return "", step.Fail(err)
@@ -235,12 +237,16 @@ func (d *Deployer) RunnerImage(ctx context.Context) (string, error) {
 	return tag, nil
 }
 
-// stepWriter turns the lines a package writes into progress lines of a step.
-type stepWriter struct{ s *progress.Step }
+// stepWriter turns the lines a package writes into progress lines of a step; with only set,
+// just the lines that start with it.
+type stepWriter struct {
+	s    *progress.Step
+	only string
+}
 
 func (w stepWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
+		if line = strings.TrimSpace(line); line != "" && strings.HasPrefix(line, w.only) {
 			w.s.Printf("%s", line)
 		}
 	}
@@ -255,7 +261,7 @@ func (d *Deployer) runner(image, socket string, step *progress.Step) ansible.Run
 		StateDir:    d.Cfg.Path(),
 		AgentSocket: socket,
 		Output:      d.out(),
-		Progress:    stepWriter{step},
+		Progress:    stepWriter{s: step},
 	}
 }
 

@@ -123,13 +123,19 @@ func TestAnsibleTarget(t *testing.T) {
 
 func TestStepWriterSplitsLines(t *testing.T) {
 	var b bytes.Buffer
-	w := stepWriter{progress.Start(&b, "x")}
+	w := stepWriter{s: progress.Start(&b, "x")}
 	if _, err := w.Write([]byte("one\n\n  two  \n")); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	if !strings.Contains(out, "] one\n") || !strings.Contains(out, "] two\n") || strings.Count(out, "\n") != 3 {
 		t.Errorf("stepWriter wrote %q, want the two non-empty lines as progress lines", out)
+	}
+	b.Reset()
+	w = stepWriter{progress.Start(&b, "y"), "Step "}
+	w.Write([]byte("Step 1/2 : FROM x\n ---> abc\nStep 2/2 : RUN y\n"))
+	if out := b.String(); strings.Count(out, "] Step ") != 2 || strings.Contains(out, "abc") {
+		t.Errorf("filtered stepWriter wrote %q, want only the two Step lines", out)
 	}
 }
 
