@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/clock-app/clock/internal/fsx"
 )
 
 // KeyName is the file name of the generated deploy key inside its directory; the public half
@@ -47,7 +49,7 @@ func EnsureKey(dir string) (*Key, error) {
 		// A private key without its .pub (deleted by hand): write it back, ssh(1) and
 		// the image builder both look for it.
 		pub := priv + ".pub"
-		if err := writeFileAtomic(pub, k.AuthorizedKey, 0o644); err != nil {
+		if err := fsx.WriteFileAtomic(pub, k.AuthorizedKey, 0o644); err != nil {
 			return nil, fmt.Errorf("write public key %s: %w", pub, err)
 		}
 		k.PublicPath = pub
@@ -73,10 +75,10 @@ func generateKey(dir, priv string) error {
 	}
 	// The .pub goes first: a crash in between leaves a key pair that EnsureKey repairs
 	// instead of a private key another run would overwrite.
-	if err := writeFileAtomic(priv+".pub", authorizedLine(sshPub, "clock-deploy"), 0o644); err != nil {
+	if err := fsx.WriteFileAtomic(priv+".pub", authorizedLine(sshPub, "clock-deploy"), 0o644); err != nil {
 		return fmt.Errorf("write public key: %w", err)
 	}
-	if err := writeFileAtomic(priv, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := fsx.WriteFileAtomic(priv, pem.EncodeToMemory(block), 0o600); err != nil {
 		return fmt.Errorf("write private key: %w", err)
 	}
 	return nil
@@ -116,26 +118,4 @@ func authorizedLine(key ssh.PublicKey, comment string) []byte {
 		return line
 	}
 	return append(line[:len(line)-1], []byte(" "+comment+"\n")...)
-}
-
-// writeFileAtomic writes data to a temp file next to path and renames it into place, so a
-// reader never sees half a file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/clock-app/clock/internal/fsx"
 )
 
 // PinHostKey records key as the only host key of addr (host or host:port) in the
@@ -158,7 +160,7 @@ func writeKnownHosts(path string, lines []string) error {
 	}
 	// Public keys only, and the Ansible runner reads the file as its own non-root user
 	// through a bind mount: world-readable, like ~/.ssh/known_hosts.
-	if err := writeFileAtomic(path, []byte(b.String()), 0o644); err != nil {
+	if err := fsx.WriteFileAtomic(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write known_hosts %s: %w", path, err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/clock-app/clock/internal/fsx"
 )
 
 // Why probe at all: on a nested-virtualisation host /dev/kvm exists and a KVM domain starts,
@@ -71,7 +73,7 @@ func writeProbe(path string, r probeRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(data, '\n'), 0o644)
+	return fsx.WriteFileAtomic(path, append(data, '\n'), 0o644)
 }
 
 // accelPlan is how to start the domain.

@@ -12,6 +12,8 @@ import (
 	"slices"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/clock-app/clock/internal/fsx"
 )
 
 // BuilderVersion changes whenever the recipe changes in a way that needs a rebuild.
@@ -96,7 +98,7 @@ func writeStamp(image string, s stamp) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(stampPath(image), append(data, '\n'), 0o644)
+	return fsx.WriteFileAtomic(stampPath(image), append(data, '\n'), 0o644)
 }
 
 // UpToDate reports whether image exists and its stamp records the same inputs as o (after
