@@ -147,3 +147,45 @@ func TestExistingTargetNeedsTheVM(t *testing.T) {
 		t.Errorf("existingTarget with a missing key = %v, want an error naming the key", err)
 	}
 }
+
+func TestQemuCanReach(t *testing.T) {
+	c := testConfig(t)
+	base := t.TempDir()
+	for _, dir := range []string{filepath.Dir(base), base} { // t.TempDir makes them 0700
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.StateDir = filepath.Join(base, "repo", ".state")
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(c.StateDir, "ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(c.StateDir, 0o700); err != nil { // as MkdirAll leaves it under a strict umask
+		t.Fatal(err)
+	}
+	d := &Deployer{Cfg: c}
+	if err := d.qemuCanReach(); err != nil {
+		t.Fatalf("qemuCanReach = %v, want the folders opened up", err)
+	}
+	for _, dir := range []string{c.StateDir, filepath.Join(c.StateDir, "vm")} {
+		if st, _ := os.Stat(dir); st.Mode().Perm() != 0o755 {
+			t.Errorf("%s is %04o, want 0755", dir, st.Mode().Perm())
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(c.StateDir, "ssh")); st.Mode().Perm() != 0o700 {
+		t.Errorf("ssh/ is %04o, want it kept 0700", st.Mode().Perm())
+	}
+
+	private := filepath.Dir(c.StateDir)
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(private, 0o755) })
+	err := d.qemuCanReach()
+	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+private) {
+		t.Errorf("qemuCanReach under a private folder = %v, want the chmod fix named", err)
+	}
+}
