@@ -20,12 +20,13 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 )
 
-// Image tags built once per test binary. Fixed tags (not the UUIDs that
-// testcontainers would pick) let every test run the same image without
-// rebuilding it, and keep the images apart from the release tags.
-const (
-	apiImage = "clock-api:e2e"
-	webImage = "clock-web:e2e"
+// Image tags built once per test binary: every test runs the same image without rebuilding
+// it, apart from the release tags. The process ID keeps two runs on one Docker engine (two
+// checkouts, or a `go test -list` next to a real run) from removing each other's images.
+var (
+	runTag   = fmt.Sprintf("e2e-%d", os.Getpid())
+	apiImage = "clock-api:" + runTag
+	webImage = "clock-web:" + runTag
 )
 
 // services are the service folders under services/, each with
@@ -108,21 +109,21 @@ func repoRoot() (string, error) {
 }
 
 func buildImage(ctx context.Context, provider *testcontainers.DockerProvider, dir, svc string) error {
-	version := "e2e"
+	version := runTag
 	var buildLog bytes.Buffer
 	req := &testcontainers.ContainerRequest{
 		FromDockerfile: testcontainers.FromDockerfile{
 			Context:        dir,
 			Dockerfile:     "Dockerfile",
 			Repo:           svc,
-			Tag:            "e2e",
+			Tag:            runTag,
 			BuildArgs:      map[string]*string{"VERSION": &version},
 			BuildLogWriter: &buildLog,
 			KeepImage:      true,
 		},
 	}
 	if _, err := provider.BuildImage(ctx, req); err != nil {
-		return fmt.Errorf("build %s:e2e from %s: %w\n%s", svc, dir, err, buildLog.String())
+		return fmt.Errorf("build %s:%s from %s: %w\n%s", svc, runTag, dir, err, buildLog.String())
 	}
 	return nil
 }
