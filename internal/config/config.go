@@ -66,7 +66,8 @@ func Load() (Config, error) {
 func explain(err error) error {
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s_%s=%q: not a valid %s", Prefix, pe.KeyName, pe.Value, pe.TypeName)
+		// KeyName already carries the prefix.
+		return fmt.Errorf("%s=%q: not a valid %s", pe.KeyName, pe.Value, pe.TypeName)
 	}
 	return err
 }
