@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clock-app/clock/internal/host"
 )
 
 // Pinning says whether servers and wrk are pinned to separate CPUs.
@@ -261,31 +263,16 @@ const installHint = "install them with `apt-get install wrk nginx-light`"
 func (r *runner) findTools() error {
 	var missing []string
 	var err error
-	if r.wrk, err = lookTool("wrk"); err != nil {
+	if r.wrk, err = host.LookPath("wrk"); err != nil {
 		missing = append(missing, "wrk")
 	}
-	if r.nginx, err = lookTool("nginx"); err != nil {
+	if r.nginx, err = host.LookPath("nginx"); err != nil {
 		missing = append(missing, "nginx")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("bench: %s not found: %s", strings.Join(missing, " and "), installHint)
 	}
 	return nil
-}
-
-// lookTool finds a program on PATH or in the sbin folders a non-root PATH
-// on Debian leaves out (nginx lives in /usr/sbin).
-func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
 }
 
 // choosePinning puts wrk on the first allowed CPU and the servers on the

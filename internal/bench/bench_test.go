@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clock-app/clock/internal/host"
 )
 
 // needTools skips when wrk or nginx is missing, except under CI, where a
@@ -20,7 +22,7 @@ import (
 func needTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"wrk", "nginx"} {
-		if _, err := lookTool(tool); err != nil {
+		if _, err := host.LookPath(tool); err != nil {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s not found under CI: %s", tool, installHint)
 			}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clock-app/clock/internal/host"
 )
 
 func TestRenderNginxConf(t *testing.T) {
@@ -50,7 +52,7 @@ func TestRenderNginxConf(t *testing.T) {
 
 // TestNginxAcceptsConf has nginx itself check the rendered file.
 func TestNginxAcceptsConf(t *testing.T) {
-	nginx, err := lookTool("nginx")
+	nginx, err := host.LookPath("nginx")
 	if err != nil {
 		t.Skip("nginx not installed")
 	}

@@ -68,7 +68,7 @@ func Real(logDir string) Env {
 	osr, _ := os.ReadFile("/etc/os-release")
 	_, err := os.Stat("/run/systemd/system")
 	return Env{
-		LookPath:  lookPath,
+		LookPath:  LookPath,
 		Run:       run,
 		Geteuid:   os.Geteuid,
 		OSRelease: string(osr),
@@ -77,9 +77,9 @@ func Real(logDir string) Env {
 	}
 }
 
-// lookPath also searches the sbin folders: a non-root PATH often lacks them, and the daemons
-// live there.
-func lookPath(name string) (string, error) {
+// LookPath is exec.LookPath that also searches the sbin folders: a non-root PATH on Debian
+// often lacks them, and the daemons and nginx live there.
+func LookPath(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
