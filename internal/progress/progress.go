@@ -53,26 +53,6 @@ func (s *Step) Fail(err error) error {
 	return fmt.Errorf("%s: %w", s.name, err)
 }
 
-// Ticker prints "what... Ns" every interval until the returned stop function is called, for
-// waits that print nothing of their own.
-func (s *Step) Ticker(interval time.Duration, what string) (stop func()) {
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				s.Printf("%s", what)
-			}
-		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
-}
-
 // Round keeps durations readable: tenths of a second under a minute, whole seconds above.
 func Round(d time.Duration) time.Duration {
 	if d < time.Minute {
