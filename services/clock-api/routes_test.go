@@ -113,6 +113,7 @@ func TestMetricsCountClockRequests(t *testing.T) {
 	serveOnce(h, http.MethodGet, "/clock")
 	serveOnce(h, http.MethodGet, "/clock")
 	serveOnce(h, http.MethodPost, "/clock")
+	serveOnce(h, http.MethodGet, "/nothing/here")
 
 	rec := serveOnce(h, http.MethodGet, "/metrics")
 	if rec.Code != http.StatusOK {
@@ -125,6 +126,8 @@ func TestMetricsCountClockRequests(t *testing.T) {
 	for _, want := range []string{
 		`clock_api_requests_total{code="200",host="",method="GET",url="/clock"} 2`,
 		`clock_api_requests_total{code="405",host="",method="POST",url="/clock"} 1`,
+		// Unmatched paths are counted under one label, not one series each.
+		`clock_api_requests_total{code="404",host="",method="GET",url=""} 1`,
 		`clock_api_request_duration_seconds_count{code="200",host="",method="GET",url="/clock"} 2`,
 		`go_goroutines`,
 	} {
