@@ -61,8 +61,19 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 var recorderPool = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 // accessLog writes one JSON line per request.
+//
+// The record goes straight to the handler: Logger.LogAttrs would also capture the caller's
+// PC (runtime.Callers), which nothing prints and which cost about as much as encoding the
+// line. The record's time is the end of the request, so the clock is read twice, not three
+// times.
 func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
+	h := logger.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if !h.Enabled(ctx, slog.LevelInfo) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		rec := recorderPool.Get().(*statusRecorder)
 		rec.ResponseWriter = w
@@ -71,14 +82,18 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		end := time.Now()
+		line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+		line.AddAttrs(
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", r.RemoteAddr),
+			slog.Duration("duration", end.Sub(start)),
 		)
+		line.AddAttrs(slog.String("remote", r.RemoteAddr))
+		// A failed log write must not turn into a failed request.
+		_ = h.Handle(ctx, line)
 		*rec = statusRecorder{}
 		recorderPool.Put(rec)
 	})
