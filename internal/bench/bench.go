@@ -120,6 +120,9 @@ type runner struct {
 	clientCPU int
 	bare      string // the built yardstick binary
 	notes     []string
+	// page is clock-web's answer for / minus what nginx writes itself; nginx
+	// adds these headers so both serve the same response.
+	page []nginxHeader
 }
 
 // Run measures every target and evaluates the checks. It returns an error
@@ -189,6 +192,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 	rep.Checks = evaluate(rep.Results)
 	rep.Notes = append(r.notes,
 		"nginx runs 1 worker process (plus its master) on the server CPU, logging every request like clock-web; its RSS is master + worker.")
+	if len(r.page) > 0 {
+		names := make([]string, len(r.page))
+		for i, h := range r.page {
+			names[i] = h.Name
+		}
+		rep.Notes = append(rep.Notes, "nginx adds clock-web's "+strings.Join(names, ", ")+" to its answer, so both send the same response.")
+	}
 	if r.serverCPU >= 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
 			"%s runs clock-web and clock-api together on CPU %d.", TargetWebProxy, r.serverCPU))
@@ -397,7 +407,8 @@ func (r *runner) startWeb(ctx context.Context) ([]*server, string, error) {
 }
 
 // comparePage notes when clock-web's page is not the static folder's
-// index.html: a stale binary would make the nginx comparison unfair.
+// index.html: a stale binary would make the nginx comparison unfair. It also
+// keeps the page's headers for nginx to send.
 func (r *runner) comparePage(ctx context.Context, url string) {
 	want, err := os.ReadFile(filepath.Join(r.opts.StaticDir, "index.html"))
 	if err != nil {
@@ -409,6 +420,7 @@ func (r *runner) comparePage(ctx context.Context, url string) {
 		return
 	}
 	defer resp.Body.Close()
+	r.page = pageHeaders(resp.Header)
 	got, _ := io.ReadAll(resp.Body)
 	note := fmt.Sprintf("clock-web / (%d bytes) differs from %s (%d bytes): is the binary stale?",
 		len(got), filepath.Join(r.opts.StaticDir, "index.html"), len(want))
@@ -451,7 +463,7 @@ func (r *runner) startNginx(ctx context.Context) ([]*server, string, error) {
 		return nil, "", err
 	}
 	logPath := r.logPath("nginx")
-	conf := nginxConfig{Prefix: prefix, Log: logPath, Root: r.opts.StaticDir, Port: port}
+	conf := nginxConfig{Prefix: prefix, Log: logPath, Root: r.opts.StaticDir, Port: port, Headers: r.page}
 	if os.Geteuid() == 0 {
 		conf.User = "root"
 	}

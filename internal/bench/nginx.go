@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"net/http"
+	"slices"
 	"strings"
 	"text/template"
 )
@@ -12,6 +14,37 @@ type nginxConfig struct {
 	Root   string // static folder, absolute
 	Port   int
 	User   string // user directive; empty when not running as root
+	// Headers are added to every answer, so that nginx sends the same
+	// response as clock-web (see pageHeaders).
+	Headers []nginxHeader
+}
+
+type nginxHeader struct{ Name, Value string }
+
+// nginxOwnHeaders are the headers nginx writes by itself for a static file;
+// every other header of clock-web's page is one nginx must be told to add.
+var nginxOwnHeaders = map[string]bool{
+	"Accept-Ranges": true, "Connection": true, "Content-Length": true, "Content-Type": true,
+	"Date": true, "Etag": true, "Last-Modified": true, "Server": true,
+}
+
+// pageHeaders turns the headers of clock-web's answer for its page into the
+// add_header list that makes nginx's answer the same: the security headers,
+// Cache-Control and Vary. Copying them from the live answer, rather than
+// restating them here, keeps the yardstick like for like when clock-web's
+// headers change. Sorted, for a stable config.
+func pageHeaders(h http.Header) []nginxHeader {
+	var out []nginxHeader
+	for name, values := range h {
+		if nginxOwnHeaders[http.CanonicalHeaderKey(name)] {
+			continue
+		}
+		for _, v := range values {
+			out = append(out, nginxHeader{http.CanonicalHeaderKey(name), v})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b nginxHeader) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // The yardstick: a minimal static server like Debian's default site
@@ -64,6 +97,9 @@ http {
         listen 127.0.0.1:{{.Port}};
         root {{q .Root}};
         index index.html;
+{{- range .Headers}}
+        add_header {{q .Name}} {{q .Value}} always;
+{{- end}}
     }
 }
 `))

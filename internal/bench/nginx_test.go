@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +18,10 @@ func TestRenderNginxConf(t *testing.T) {
 		Log:    "/tmp/b/logs/nginx.log",
 		Root:   `/srv/my "static" files`,
 		Port:   41234,
+		Headers: []nginxHeader{
+			{"Content-Security-Policy", "default-src 'none'; script-src 'self'"},
+			{"X-Frame-Options", "DENY"},
+		},
 	})
 	for _, want := range []string{
 		"daemon off;\n",
@@ -32,6 +38,8 @@ func TestRenderNginxConf(t *testing.T) {
 		`root "/srv/my \"static\" files";`,
 		"text/javascript js;",
 		"image/svg+xml svg;",
+		`add_header "Content-Security-Policy" "default-src 'none'; script-src 'self'" always;`,
+		`add_header "X-Frame-Options" "DENY" always;`,
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("config lacks %q:\n%s", want, conf)
@@ -61,7 +69,8 @@ func TestNginxAcceptsConf(t *testing.T) {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := nginxConfig{Prefix: dir, Log: filepath.Join(dir, "nginx.log"), Root: root, Port: 1}
+	c := nginxConfig{Prefix: dir, Log: filepath.Join(dir, "nginx.log"), Root: root, Port: 1,
+		Headers: []nginxHeader{{"Content-Security-Policy", `default-src 'none'; connect-src 'self'`}, {"Vary", "Accept-Encoding"}}}
 	if os.Geteuid() == 0 {
 		c.User = "root"
 	}
@@ -72,5 +81,28 @@ func TestNginxAcceptsConf(t *testing.T) {
 	out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", path, "-e", c.Log).CombinedOutput()
 	if err != nil {
 		t.Errorf("nginx -t: %v\n%s\n%s", err, out, logTail(c.Log, 10))
+	}
+}
+
+func TestPageHeaders(t *testing.T) {
+	h := http.Header{}
+	h.Set("Date", "Mon, 23 Nov 2026 01:38:17 GMT")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", "664")
+	h.Set("Etag", `"abc"`)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	h["vary"] = []string{"Accept-Encoding"} // not canonical: still copied, canonically
+
+	got := pageHeaders(h)
+	want := []nginxHeader{
+		{"Cache-Control", "no-cache"},
+		{"Content-Security-Policy", "default-src 'none'"},
+		{"Vary", "Accept-Encoding"},
+		{"X-Frame-Options", "DENY"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pageHeaders = %v, want %v (nginx's own headers left out, sorted)", got, want)
 	}
 }
