@@ -94,6 +94,10 @@ type Result struct {
 	RequestsPerSec float64
 	P50, P99       time.Duration
 	Errors         int64 // socket errors plus non-2xx/3xx responses
+	// Steal is the share of the server CPU's time that the hypervisor gave
+	// to other guests during the measured run; -1 when not known (servers
+	// not pinned, or no /proc/stat). A few percent already costs req/s.
+	Steal float64
 	// Servers holds the memory of the processes serving the target, the
 	// measured one first (clock-web /clock also lists clock-api behind it).
 	Servers []Mem
@@ -190,8 +194,18 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 	}
 
 	rep.Checks = evaluate(rep.Results)
+	var stolen []string
+	for _, res := range rep.Results {
+		if res.Steal > 0.05 {
+			stolen = append(stolen, fmt.Sprintf("%s %.0f%%", res.Target, 100*res.Steal))
+		}
+	}
 	rep.Notes = append(r.notes,
 		"nginx runs 1 worker process (plus its master) on the server CPU, logging every request like clock-web; its RSS is master + worker.")
+	if len(stolen) > 0 {
+		rep.Notes = append(rep.Notes, "the hypervisor took over 5% of the server CPU during "+strings.Join(stolen, ", ")+
+			" (steal column): those req/s understate the server; run again when the host is quieter.")
+	}
 	if len(r.page) > 0 {
 		names := make([]string, len(r.page))
 		for i, h := range r.page {
@@ -506,9 +520,14 @@ func (r *runner) measure(ctx context.Context, label string, t target) (Result, e
 			return res, fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	res.Steal = -1
+	before, statErr := readCPUStat(r.serverCPU)
 	w, err := r.runWrk(ctx, url, r.opts.Duration)
 	if err != nil {
 		return res, err
+	}
+	if after, err := readCPUStat(r.serverCPU); r.serverCPU >= 0 && statErr == nil && err == nil {
+		res.Steal = stealShare(before, after)
 	}
 	for _, s := range srvs {
 		if s.exited() {
@@ -537,8 +556,8 @@ func (r *runner) measure(ctx context.Context, label string, t target) (Result, e
 	if res.Errors > 0 {
 		errNote = fmt.Sprintf(", %d errors", res.Errors)
 	}
-	r.progress("%s: %.0f req/s, p99 %s, peak RSS %.1f MiB%s (%s)", label, res.RequestsPerSec,
-		fmtLatency(res.P99), mib(res.Servers[0].Peak), errNote, res.Elapsed.Round(100*time.Millisecond))
+	r.progress("%s: %.0f req/s, p99 %s, peak RSS %.1f MiB%s, steal %s (%s)", label, res.RequestsPerSec,
+		fmtLatency(res.P99), mib(res.Servers[0].Peak), errNote, fmtSteal(res.Steal), res.Elapsed.Round(100*time.Millisecond))
 	return res, nil
 }
 

@@ -77,12 +77,15 @@ func TestRunSmoke(t *testing.T) {
 		if len(r.Servers) == 0 || r.Servers[0].Peak == 0 || r.Servers[0].Current == 0 {
 			t.Errorf("%s: no memory measured: %+v", r.Target, r.Servers)
 		}
+		if strings.HasPrefix(rep.Pinning, "servers pinned") && (r.Steal < 0 || r.Steal > 1) {
+			t.Errorf("%s: steal %v with pinned servers, want a share in [0, 1]", r.Target, r.Steal)
+		}
 		assertClosed(t, r.URL)
 	}
 	if len(rep.Checks) != 4 {
 		t.Errorf("got %d checks, want 4", len(rep.Checks))
 	}
-	for _, want := range []string{"req/s", "peak RSS MiB", TargetNginx, "clock-api peak RSS < 20 MiB", "1 worker"} {
+	for _, want := range []string{"req/s", "peak RSS MiB", "steal", TargetNginx, "clock-api peak RSS < 20 MiB", "1 worker"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -161,3 +161,62 @@ func allowedCPUs() ([]int, error) {
 	}
 	return parseCPUList(fields["Cpus_allowed_list"])
 }
+
+// cpuTimes is one "cpuN" line of /proc/stat: the jiffies a CPU has spent in
+// each state since boot.
+type cpuTimes struct {
+	Steal, Total uint64
+}
+
+// parseCPUStat finds the line of CPU cpu in a /proc/stat and returns its
+// steal and total time (user nice system idle iowait irq softirq steal; the
+// guest columns are already counted in user and nice).
+func parseCPUStat(r io.Reader, cpu int) (cpuTimes, error) {
+	prefix := "cpu" + strconv.Itoa(cpu) + " "
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)[1:]
+		if len(f) < 8 {
+			return cpuTimes{}, fmt.Errorf("/proc/stat: %q: want at least 8 times", line)
+		}
+		var t cpuTimes
+		for i, v := range f[:8] {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return cpuTimes{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
+			}
+			t.Total += n
+			if i == 7 {
+				t.Steal = n
+			}
+		}
+		return t, nil
+	}
+	if err := sc.Err(); err != nil {
+		return cpuTimes{}, err
+	}
+	return cpuTimes{}, fmt.Errorf("/proc/stat: no line for CPU %d", cpu)
+}
+
+// readCPUStat reads CPU cpu's times from /proc/stat.
+func readCPUStat(cpu int) (cpuTimes, error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	defer f.Close()
+	return parseCPUStat(f, cpu)
+}
+
+// stealShare is the fraction of the time between a and b that the
+// hypervisor gave the CPU to other guests; -1 when nothing was counted.
+func stealShare(a, b cpuTimes) float64 {
+	if b.Total <= a.Total || b.Steal < a.Steal {
+		return -1
+	}
+	return float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
+}

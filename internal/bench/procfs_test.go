@@ -121,3 +121,50 @@ func TestParseCPUList(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCPUStat(t *testing.T) {
+	// The head of a real /proc/stat of this 2-CPU guest (Linux 6.1).
+	stat := `cpu  1152064 2190 1002981 9331402 14823 0 66117 177210 0 0
+cpu0 571102 1062 495811 4675512 7280 0 23085 86905 0 0
+cpu1 580962 1128 507170 4655890 7543 0 43032 90305 0 0
+intr 242001233 0 9 0 0 0 0 0 0 0 0 0 0 0 0 0
+`
+	got, err := parseCPUStat(strings.NewReader(stat), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cpuTimes{Steal: 90305, Total: 580962 + 1128 + 507170 + 4655890 + 7543 + 0 + 43032 + 90305}
+	if got != want {
+		t.Errorf("cpu1 = %+v, want %+v", got, want)
+	}
+	// "cpu1" must not match "cpu10".
+	if _, err := parseCPUStat(strings.NewReader("cpu10 1 2 3 4 5 6 7 8 0 0\n"), 1); err == nil ||
+		!strings.Contains(err.Error(), "no line for CPU 1") {
+		t.Errorf("cpu1 in a stat with only cpu10: err %v, want no line for CPU 1", err)
+	}
+	if _, err := parseCPUStat(strings.NewReader("cpu1 1 2 3\n"), 1); err == nil {
+		t.Error("a short cpu line parsed without error")
+	}
+
+	if s := stealShare(cpuTimes{Steal: 10, Total: 1000}, cpuTimes{Steal: 60, Total: 1500}); s != 0.1 {
+		t.Errorf("stealShare = %v, want 0.1 (50 of 500 jiffies)", s)
+	}
+	if s := stealShare(cpuTimes{Total: 5}, cpuTimes{Total: 5}); s != -1 {
+		t.Errorf("stealShare over no time = %v, want -1", s)
+	}
+}
+
+func TestReadCPUStat(t *testing.T) {
+	a, err := readCPUStat(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	b, err := readCPUStat(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Total < a.Total || b.Steal < a.Steal || a.Total == 0 {
+		t.Errorf("CPU 0 times went from %+v to %+v, want non-zero and growing", a, b)
+	}
+}

@@ -22,11 +22,11 @@ func writeReport(out io.Writer, rep Report) {
 		width = max(width, len(r.Target))
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\treq/s\tp50\tp99\tpeak RSS MiB\tRSS MiB\terrors\t\n", width, "target")
+	fmt.Fprintf(tw, "%-*s\treq/s\tp50\tp99\tpeak RSS MiB\tRSS MiB\terrors\tsteal\t\n", width, "target")
 	for _, r := range rep.Results {
 		m := r.Servers[0]
-		fmt.Fprintf(tw, "%-*s\t%.0f\t%s\t%s\t%.1f\t%.1f\t%d\t\n", width, r.Target, r.RequestsPerSec,
-			fmtLatency(r.P50), fmtLatency(r.P99), mib(m.Peak), mib(m.Current), r.Errors)
+		fmt.Fprintf(tw, "%-*s\t%.0f\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t\n", width, r.Target, r.RequestsPerSec,
+			fmtLatency(r.P50), fmtLatency(r.P99), mib(m.Peak), mib(m.Current), r.Errors, fmtSteal(r.Steal))
 	}
 	tw.Flush()
 	for _, r := range rep.Results {
@@ -42,6 +42,14 @@ func writeReport(out io.Writer, rep Report) {
 		fmt.Fprintln(out, "note:", n)
 	}
 	fmt.Fprintln(out)
+}
+
+// fmtSteal prints a steal share as a percentage, "-" when unknown.
+func fmtSteal(s float64) string {
+	if s < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*s)
 }
 
 // fmtLatency prints a wrk latency in milliseconds, the unit of interest here.
