@@ -226,6 +226,33 @@ func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
 	return t, nil
 }
 
+// setClock sets the VM's clock from this host's (see clock.go). A given host
+// (CLOCK_TARGET_HOST) keeps its own: its time is its owner's business.
+func (d *Deployer) setClock(ctx context.Context, t sshx.Target) error {
+	step := progress.Start(d.out(), "clock: the VM's from this host's")
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	run, closeConn, err := sshRunner(ctx, t)
+	if err != nil {
+		return step.Fail(err)
+	}
+	defer closeConn()
+	sudo := ""
+	if t.User != "root" {
+		sudo = "sudo -n "
+	}
+	s, err := syncClock(ctx, run, time.Now, sudo)
+	if err != nil {
+		return step.Fail(err)
+	}
+	if !s.Set {
+		step.Done("%s off: left alone", roundMs(s.Before))
+		return nil
+	}
+	step.Done("was %s off, now %s", roundMs(s.Before), roundMs(s.After))
+	return nil
+}
+
 // pinOnFirstContact checks a given host's key against known_hosts. A host never seen before
 // is pinned on this first contact (as ssh's accept-new does); a changed key is an error.
 func (d *Deployer) pinOnFirstContact(ctx context.Context, t sshx.Target, step *progress.Step) error {
@@ -362,6 +389,14 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 	}
 	host, _, _ := net.SplitHostPort(target.Addr)
 	sum.Target = target.Addr
+
+	if !d.Cfg.Remote() {
+		// Before Ansible: apt refuses a Release file from the future, and the containers
+		// should start with the right time.
+		if err := timed("clock", func() error { return d.setClock(ctx, target) }); err != nil {
+			return sum, err
+		}
+	}
 
 	err := timed("ansible", func() error {
 		step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)

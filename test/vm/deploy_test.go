@@ -92,6 +92,11 @@ func TestDeployVM(t *testing.T) {
 		t.Errorf("check from the host: %v", err)
 	} else {
 		t.Logf("http://%s/clock = %.4f (%s from this host)", host, r.Clock, r.Skew.Round(time.Millisecond))
+		// A fresh guest reads its RTC in whole seconds and was about 1.15s behind before
+		// deploy set its clock; the clock it serves must be right, not just plausible.
+		if r.Skew.Abs() > 500*time.Millisecond {
+			t.Errorf("the VM's clock is %s off this host's, want under 500ms: deploy sets it", r.Skew.Round(time.Millisecond))
+		}
 	}
 	if err := verify.Closed(ctx, net.JoinHostPort(host, "8000")); err != nil {
 		t.Errorf("the API must not be published: %v", err)
