@@ -1,8 +1,11 @@
 package deploy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -11,18 +14,32 @@ import (
 )
 
 // The VM has no time source but its virtual RTC, which it reads in whole seconds at boot: a
-// fresh guest was about 1.15 s behind the host, and the clock it serves showed it. No NTP
-// server is reachable from it (nor need one be on the host), so deploy sets the guest's clock
-// from this host's over the SSH connection it already trusts. Doing it here rather than in an
-// Ansible task matters: a task takes seconds to start on a small guest, an SSH command a few
-// milliseconds, and the error is about half the round trip.
+// fresh guest served a clock 1.16 s behind the host's. No NTP server is reachable from it (nor
+// need one be on the host), so deploy sets the guest's clock from this host's over the SSH
+// connection it already trusts, the way NTP does it by hand:
+//
+//   - one shell stays open on the guest and answers "now" with bash's $EPOCHREALTIME, so a
+//     reading costs one round trip and no process start (starting `date` takes hundreds of
+//     milliseconds on an emulated guest, and would skew every reading);
+//   - of several readings the one with the shortest round trip counts, its guest time set
+//     against the middle of that round trip;
+//   - the clock is stepped by the offset with `date -s "<offset> seconds"`, which is relative
+//     to the moment date runs, so the slow start of date does not matter either.
+//
+// An Ansible task could not do this: starting a task takes seconds on a small guest.
 
 // clockTolerance is the offset left alone: below it, setting the clock would change nothing a
-// person or the check could see.
+// person or the check could see (the page polls every 500 ms).
 const clockTolerance = 50 * time.Millisecond
 
-// guestRunner runs a shell command on the guest and returns its standard output.
-type guestRunner func(ctx context.Context, cmd string) (string, error)
+// clockSamples is how many readings one offset measurement takes.
+const clockSamples = 5
+
+// guestClock reads and steps a guest's clock.
+type guestClock interface {
+	Read(ctx context.Context) (time.Time, error)
+	Step(ctx context.Context, by time.Duration) error
+}
 
 // clockSync is what syncClock did: the guest's offset from this host before and after (after
 // equals before when it was within clockTolerance).
@@ -32,10 +49,10 @@ type clockSync struct {
 }
 
 // syncClock measures the guest's clock against now and, when it is off by more than
-// clockTolerance, sets it to this host's time. sudo is "sudo -n " for a user other than root.
-func syncClock(ctx context.Context, run guestRunner, now func() time.Time, sudo string) (clockSync, error) {
+// clockTolerance, steps it onto this host's time.
+func syncClock(ctx context.Context, g guestClock, now func() time.Time) (clockSync, error) {
 	var s clockSync
-	before, _, err := guestOffset(ctx, run, now)
+	before, err := guestOffset(ctx, g, now)
 	if err != nil {
 		return s, err
 	}
@@ -43,46 +60,108 @@ func syncClock(ctx context.Context, run guestRunner, now func() time.Time, sudo 
 	if before.Abs() <= clockTolerance {
 		return s, nil
 	}
-	// The command reaches the guest about half a round trip after it is sent.
-	_, rtt, err := guestOffset(ctx, run, now)
-	if err != nil {
-		return s, err
-	}
-	at := now().Add(rtt / 2)
-	if _, err := run(ctx, sudo+"date -u -s @"+unixDecimal(at)+" >/dev/null"); err != nil {
-		return s, fmt.Errorf("set the VM's clock (it is %s off this host's): %w "+
-			"(the SSH user must be root or have passwordless sudo)", roundMs(before), err)
+	if err := g.Step(ctx, -before); err != nil {
+		return s, fmt.Errorf("set the VM's clock (it is %s off this host's): %w", roundMs(before), err)
 	}
 	s.Set = true
-	if s.After, _, err = guestOffset(ctx, run, now); err != nil {
+	if s.After, err = guestOffset(ctx, g, now); err != nil {
 		return s, err
 	}
 	return s, nil
 }
 
-// guestOffset reads the guest's clock once and returns how far it is from this host's at the
-// middle of the round trip, and the round trip.
-func guestOffset(ctx context.Context, run guestRunner, now func() time.Time) (offset, rtt time.Duration, err error) {
-	t0 := now()
-	out, err := run(ctx, "date -u +%s.%N")
-	t1 := now()
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the VM's clock: %w", err)
+// guestOffset is how far the guest's clock is ahead of now (negative: behind), from the
+// reading with the shortest round trip.
+func guestOffset(ctx context.Context, g guestClock, now func() time.Time) (time.Duration, error) {
+	var best, bestRTT time.Duration = 0, -1
+	for range clockSamples {
+		t0 := now()
+		guest, err := g.Read(ctx)
+		t1 := now()
+		if err != nil {
+			return 0, fmt.Errorf("read the VM's clock: %w", err)
+		}
+		if rtt := t1.Sub(t0); bestRTT < 0 || rtt < bestRTT {
+			best, bestRTT = guest.Sub(t0.Add(rtt/2)), rtt
+		}
 	}
-	guest, err := parseUnixDecimal(strings.TrimSpace(out))
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the VM's clock: `date` printed %q: %w", out, err)
-	}
-	rtt = t1.Sub(t0)
-	return guest.Sub(t0.Add(rtt / 2)), rtt, nil
+	return best, nil
 }
 
-// unixDecimal formats t as seconds.nanoseconds since the epoch, the form `date -s @` takes.
-func unixDecimal(t time.Time) string {
-	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+// clockScript is the guest side: a loop that answers "now" with the time and "step <s>" by
+// stepping the clock s seconds, one line each. sudo is "sudo -n " for a user other than root.
+func clockScript(sudo string) string {
+	loop := `while read -r c; do case "$c" in ` +
+		`now) echo "t $EPOCHREALTIME";; ` +
+		`step\ *) if e=$(` + sudo + `date -u -s "${c#step } seconds" 2>&1 >/dev/null); then echo ok; else echo "error $e"; fi;; ` +
+		`*) echo "error unknown request"; exit 2;; esac; done`
+	return "LC_ALL=C exec bash -c " + shellQuote(loop)
 }
 
-// parseUnixDecimal reads `date +%s.%N` output exactly (a float64 would lose the microseconds).
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// lineClock is a guestClock talking to clockScript through its standard input and output.
+type lineClock struct {
+	in  io.Writer
+	out *bufio.Reader
+	// ended explains an answer that never came: the script's exit and its stderr.
+	ended func() error
+}
+
+func (c *lineClock) ask(req string) (string, error) {
+	if _, err := io.WriteString(c.in, req+"\n"); err != nil {
+		return "", err
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		if c.ended != nil {
+			if why := c.ended(); why != nil {
+				err = why
+			}
+		}
+		return "", fmt.Errorf("no answer to %q: %w", req, err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	if msg, ok := strings.CutPrefix(line, "error "); ok {
+		return "", fmt.Errorf("%s", msg)
+	}
+	return line, nil
+}
+
+func (c *lineClock) Read(context.Context) (time.Time, error) {
+	line, err := c.ask("now")
+	if err != nil {
+		return time.Time{}, err
+	}
+	v, ok := strings.CutPrefix(line, "t ")
+	t, perr := parseUnixDecimal(v)
+	if !ok || perr != nil {
+		return time.Time{}, fmt.Errorf("the guest's bash answered %q, want seconds.micros ($EPOCHREALTIME needs bash 5)", line)
+	}
+	return t, nil
+}
+
+func (c *lineClock) Step(_ context.Context, by time.Duration) error {
+	line, err := c.ask("step " + signedSeconds(by))
+	if err == nil && line != "ok" {
+		err = fmt.Errorf("unexpected answer %q", line)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (the SSH user must be root or have passwordless sudo)", err)
+	}
+	return nil
+}
+
+// signedSeconds formats d for date's relative items: "+1.159000000", "-0.226000000".
+func signedSeconds(d time.Duration) string {
+	sign := "+"
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	return fmt.Sprintf("%s%d.%09d", sign, d/time.Second, d%time.Second)
+}
+
+// parseUnixDecimal reads "seconds.fraction" exactly (a float64 would lose the microseconds).
 func parseUnixDecimal(s string) (time.Time, error) {
 	secs, frac, _ := strings.Cut(s, ".")
 	sec, err := strconv.ParseInt(secs, 10, 64)
@@ -92,26 +171,64 @@ func parseUnixDecimal(s string) (time.Time, error) {
 	if len(frac) > 9 {
 		frac = frac[:9]
 	}
-	var nsec int64
+	var nsec uint64
 	if frac != "" {
-		if nsec, err = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64); err != nil {
+		// ParseUint, not ParseInt: a sign inside the fraction is not a number.
+		if nsec, err = strconv.ParseUint(frac+strings.Repeat("0", 9-len(frac)), 10, 64); err != nil {
 			return time.Time{}, err
 		}
 	}
-	return time.Unix(sec, nsec), nil
+	return time.Unix(sec, int64(nsec)), nil
 }
 
 func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-// sshRunner runs commands on one open connection to t, so each costs a round trip, not a
-// handshake. close ends the connection.
-func sshRunner(ctx context.Context, t sshx.Target) (run guestRunner, close func() error, err error) {
+// sshClock starts clockScript on t and returns the guestClock that talks to it; close ends the
+// script and the connection. ctx bounds the whole conversation.
+func sshClock(ctx context.Context, t sshx.Target, sudo string) (g guestClock, close func() error, err error) {
 	client, err := sshx.Dial(ctx, t)
 	if err != nil {
 		return nil, nil, err
 	}
-	return func(ctx context.Context, cmd string) (string, error) {
-		res, err := sshx.RunOn(ctx, client, cmd)
-		return string(res.Stdout), err
-	}, client.Close, nil
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	fail := func(err error) (guestClock, func() error, error) {
+		stop()
+		client.Close()
+		return nil, nil, fmt.Errorf("open a shell on the VM: %w", err)
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		return fail(err)
+	}
+	in, err := sess.StdinPipe()
+	if err != nil {
+		return fail(err)
+	}
+	out, err := sess.StdoutPipe()
+	if err != nil {
+		return fail(err)
+	}
+	var stderr bytes.Buffer
+	sess.Stderr = &stderr
+	if err := sess.Start(clockScript(sudo)); err != nil {
+		return fail(err)
+	}
+	var waitErr error
+	waited := false
+	wait := func() error {
+		if !waited {
+			waited = true
+			if err := sess.Wait(); err != nil {
+				waitErr = fmt.Errorf("the clock shell on the VM: %w: %s", err, strings.TrimSpace(stderr.String()))
+			}
+		}
+		return waitErr
+	}
+	return &lineClock{in: in, out: bufio.NewReader(out), ended: wait}, func() error {
+		in.Close() // the loop ends at EOF
+		err := wait()
+		stop()
+		client.Close()
+		return err
+	}, nil
 }

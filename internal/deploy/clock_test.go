@@ -1,106 +1,159 @@
 package deploy
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// fakeGuest is a guest whose clock runs offset from a simulated host clock, and whose
-// commands take latency each way.
+// fakeGuest is a guest whose clock runs offset from a simulated host clock. Each reading
+// takes latency to reach it and latency back, plus slow extra on the first reading (a
+// reading delayed one way, which the shortest-round-trip rule must not trust).
 type fakeGuest struct {
-	host    time.Time // the simulated host clock
-	offset  time.Duration
-	latency time.Duration
-	setErr  error
-	cmds    []string
+	host          time.Time // the simulated host clock
+	offset        time.Duration
+	latency, slow time.Duration
+	stepErr       error
+	reads, steps  int
+	lastStep      time.Duration
 }
 
 func (g *fakeGuest) now() time.Time { return g.host }
 
-func (g *fakeGuest) run(_ context.Context, cmd string) (string, error) {
-	g.cmds = append(g.cmds, cmd)
-	g.host = g.host.Add(g.latency) // to the guest
-	var out string
-	switch {
-	case cmd == "date -u +%s.%N":
-		out = unixDecimal(g.host.Add(g.offset)) + "\n"
-	case strings.Contains(cmd, "date -u -s @"):
-		if g.setErr != nil {
-			return "", g.setErr
-		}
-		at := strings.TrimSuffix(cmd[strings.Index(cmd, "@")+1:], " >/dev/null")
-		t, err := parseUnixDecimal(at)
-		if err != nil {
-			return "", err
-		}
-		g.offset = t.Sub(g.host)
-	default:
-		return "", errors.New("unexpected command " + cmd)
+func (g *fakeGuest) Read(context.Context) (time.Time, error) {
+	g.reads++
+	g.host = g.host.Add(g.latency)
+	if g.reads == 1 {
+		g.host = g.host.Add(g.slow) // delayed on the way there only
 	}
-	g.host = g.host.Add(g.latency) // and back
-	return out, nil
+	t := g.host.Add(g.offset)
+	g.host = g.host.Add(g.latency)
+	return t, nil
 }
 
-func TestSyncClockSetsAnOffClock(t *testing.T) {
-	g := &fakeGuest{host: time.Unix(1795401342, 441000000), offset: -1159 * time.Millisecond, latency: 4 * time.Millisecond}
-	s, err := syncClock(context.Background(), g.run, g.now, "")
+func (g *fakeGuest) Step(_ context.Context, by time.Duration) error {
+	g.steps++
+	g.lastStep = by
+	if g.stepErr != nil {
+		return g.stepErr
+	}
+	g.host = g.host.Add(g.latency)
+	g.offset += by // relative to the moment it runs: no latency error
+	g.host = g.host.Add(g.latency)
+	return nil
+}
+
+func TestSyncClockStepsAnOffClock(t *testing.T) {
+	g := &fakeGuest{host: time.Unix(1795401342, 441000000), offset: -1159 * time.Millisecond,
+		latency: 4 * time.Millisecond, slow: 300 * time.Millisecond}
+	s, err := syncClock(context.Background(), g, g.now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Set || s.Before != -1159*time.Millisecond {
-		t.Errorf("syncClock = %+v, want Set with Before -1.159s", s)
+	if !s.Set || s.Before != -1159*time.Millisecond || g.lastStep != 1159*time.Millisecond {
+		t.Errorf("syncClock = %+v, stepped %s; want Set, Before -1.159s, a +1.159s step (the slow reading ignored)",
+			s, g.lastStep)
 	}
-	if s.After.Abs() > time.Millisecond || g.offset.Abs() > time.Millisecond {
-		t.Errorf("after the sync the guest is %s off (reported %s), want under 1ms", g.offset, s.After)
+	if s.After != 0 || g.offset != 0 {
+		t.Errorf("after the sync the guest is %s off (reported %s), want 0", g.offset, s.After)
 	}
-	if got := g.cmds[2]; !strings.HasPrefix(got, "date -u -s @") {
-		t.Errorf("third command %q, want the set (measure, measure, set, measure)", got)
+	if g.reads != 2*clockSamples || g.steps != 1 {
+		t.Errorf("%d readings and %d steps, want %d and 1", g.reads, g.steps, 2*clockSamples)
 	}
 }
 
 func TestSyncClockLeavesAGoodClock(t *testing.T) {
 	g := &fakeGuest{host: time.Unix(1795401342, 0), offset: 20 * time.Millisecond, latency: time.Millisecond}
-	s, err := syncClock(context.Background(), g.run, g.now, "")
+	s, err := syncClock(context.Background(), g, g.now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Set || len(g.cmds) != 1 || s.Before != 20*time.Millisecond || s.After != s.Before {
-		t.Errorf("syncClock = %+v after %q, want one read and no set for a 20ms offset", s, g.cmds)
+	if s.Set || g.steps != 0 || s.Before != 20*time.Millisecond || s.After != s.Before {
+		t.Errorf("syncClock = %+v with %d steps, want no step for a 20ms offset", s, g.steps)
 	}
 }
 
-func TestSyncClockUsesSudoForOtherUsers(t *testing.T) {
-	g := &fakeGuest{host: time.Unix(1795401342, 0), offset: 3 * time.Second}
-	var set string
-	_, err := syncClock(context.Background(), func(ctx context.Context, cmd string) (string, error) {
-		if strings.Contains(cmd, " -s ") {
-			set = cmd
-		}
-		return g.run(ctx, strings.TrimPrefix(cmd, "sudo -n "))
-	}, g.now, "sudo -n ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(set, "sudo -n date -u -s @") {
-		t.Errorf("set command %q, want it under sudo -n", set)
-	}
-}
-
-func TestSyncClockErrors(t *testing.T) {
+func TestSyncClockStepError(t *testing.T) {
 	g := &fakeGuest{host: time.Unix(1795401342, 0), offset: -2 * time.Second,
-		setErr: errors.New(`remote command exited with status 1: date: cannot set date: Operation not permitted`)}
-	_, err := syncClock(context.Background(), g.run, g.now, "")
-	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") || !strings.Contains(err.Error(), "passwordless sudo") ||
-		!strings.Contains(err.Error(), "-2s off") {
-		t.Errorf("err = %v, want the cause, the offset and the fix", err)
+		stepErr: errors.New("date: cannot set date: Operation not permitted")}
+	_, err := syncClock(context.Background(), g, g.now)
+	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") || !strings.Contains(err.Error(), "-2s off") {
+		t.Errorf("err = %v, want the cause and the offset", err)
 	}
+}
 
-	garbled := func(context.Context, string) (string, error) { return "Sun Nov 22\n", nil }
-	if _, err := syncClock(context.Background(), garbled, time.Now, ""); err == nil || !strings.Contains(err.Error(), `printed "Sun Nov 22\n"`) {
-		t.Errorf("err = %v, want it to quote what date printed", err)
+// startScript runs clockScript in a local bash whose PATH starts with a fake date that records
+// its arguments, and returns the lineClock talking to it.
+func startScript(t *testing.T, fakeDate string) (*lineClock, string) {
+	t.Helper()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	record := filepath.Join(dir, "date.args")
+	if err := os.WriteFile(filepath.Join(dir, "date"),
+		[]byte("#!/bin/sh\necho \"$*\" >> "+record+"\n"+fakeDate), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", clockScript(""))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("the script ended with %v, want 0 at EOF", err)
+		}
+	})
+	return &lineClock{in: in, out: bufio.NewReader(out)}, record
+}
+
+func TestClockScript(t *testing.T) {
+	c, record := startScript(t, "exit 0\n")
+	before := time.Now()
+	got, err := c.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := got.Sub(before); d < -time.Second || d > time.Second {
+		t.Errorf("the script read %v, want about now (%v)", got, before)
+	}
+	if err := c.Step(context.Background(), -226*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(context.Background(), 1159*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	args, _ := os.ReadFile(record)
+	if want := "-u -s -0.226000000 seconds\n-u -s +1.159000000 seconds\n"; string(args) != want {
+		t.Errorf("date was called with %q, want %q", args, want)
+	}
+}
+
+func TestClockScriptStepFails(t *testing.T) {
+	c, _ := startScript(t, "echo 'date: cannot set date: Operation not permitted' >&2\nexit 1\n")
+	err := c.Step(context.Background(), time.Second)
+	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") || !strings.Contains(err.Error(), "passwordless sudo") {
+		t.Errorf("err = %v, want date's message and the fix", err)
+	}
+	// The loop goes on after a failed step.
+	if _, err := c.Read(context.Background()); err != nil {
+		t.Errorf("reading after a failed step: %v", err)
 	}
 }
 
@@ -116,12 +169,12 @@ func TestParseUnixDecimal(t *testing.T) {
 			t.Errorf("parseUnixDecimal(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "x.1", "1.x", "%s.%N"} {
+	for _, bad := range []string{"", "x.1", "1.x", "1.+5", "1,5", "$EPOCHREALTIME"} {
 		if _, err := parseUnixDecimal(bad); err == nil {
 			t.Errorf("parseUnixDecimal(%q) succeeded, want an error", bad)
 		}
 	}
-	if got := unixDecimal(time.Unix(1795401342, 5)); got != "1795401342.000000005" {
-		t.Errorf("unixDecimal = %q", got)
+	if got := signedSeconds(-226 * time.Millisecond); got != "-0.226000000" {
+		t.Errorf("signedSeconds(-226ms) = %q", got)
 	}
 }

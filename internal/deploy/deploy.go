@@ -232,16 +232,18 @@ func (d *Deployer) setClock(ctx context.Context, t sshx.Target) error {
 	step := progress.Start(d.out(), "clock: the VM's from this host's")
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	run, closeConn, err := sshRunner(ctx, t)
-	if err != nil {
-		return step.Fail(err)
-	}
-	defer closeConn()
 	sudo := ""
 	if t.User != "root" {
 		sudo = "sudo -n "
 	}
-	s, err := syncClock(ctx, run, time.Now, sudo)
+	g, closeClock, err := sshClock(ctx, t, sudo)
+	if err != nil {
+		return step.Fail(err)
+	}
+	s, err := syncClock(ctx, g, time.Now)
+	if cerr := closeClock(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return step.Fail(err)
 	}
