@@ -118,7 +118,9 @@ func accessLog(logger *slog.Logger) middleware.RequestLoggerConfig {
 // overhead over a bare handler. The steps are Echo's own, through its public
 // API: pooled context, the router's Find, then the chain, whose innermost
 // handler is whatever Find chose (a route, or Echo's 404/405 handler, so those
-// are logged and counted as before), and the error handler.
+// are logged and counted as before), and the error handler. What it leaves
+// out: e.Pre middleware and e.Host routers, which clock-api does not use; a
+// middleware added later belongs in newRouter's chain, not in e.Use.
 type prebuilt struct {
 	e     *echo.Echo
 	chain echo.HandlerFunc
