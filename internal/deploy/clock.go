@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clock-app/clock/internal/sshx"
@@ -37,8 +38,8 @@ const clockSamples = 5
 
 // guestClock reads and steps a guest's clock.
 type guestClock interface {
-	Read(ctx context.Context) (time.Time, error)
-	Step(ctx context.Context, by time.Duration) error
+	Read() (time.Time, error)
+	Step(by time.Duration) error
 }
 
 // clockSync is what syncClock did: the guest's offset from this host before and after (after
@@ -50,9 +51,9 @@ type clockSync struct {
 
 // syncClock measures the guest's clock against now and, when it is off by more than
 // clockTolerance, steps it onto this host's time.
-func syncClock(ctx context.Context, g guestClock, now func() time.Time) (clockSync, error) {
+func syncClock(g guestClock, now func() time.Time) (clockSync, error) {
 	var s clockSync
-	before, err := guestOffset(ctx, g, now)
+	before, err := guestOffset(g, now)
 	if err != nil {
 		return s, err
 	}
@@ -60,11 +61,11 @@ func syncClock(ctx context.Context, g guestClock, now func() time.Time) (clockSy
 	if before.Abs() <= clockTolerance {
 		return s, nil
 	}
-	if err := g.Step(ctx, -before); err != nil {
+	if err := g.Step(-before); err != nil {
 		return s, fmt.Errorf("set the VM's clock (it is %s off this host's): %w", roundMs(before), err)
 	}
 	s.Set = true
-	if s.After, err = guestOffset(ctx, g, now); err != nil {
+	if s.After, err = guestOffset(g, now); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -72,11 +73,11 @@ func syncClock(ctx context.Context, g guestClock, now func() time.Time) (clockSy
 
 // guestOffset is how far the guest's clock is ahead of now (negative: behind), from the
 // reading with the shortest round trip.
-func guestOffset(ctx context.Context, g guestClock, now func() time.Time) (time.Duration, error) {
+func guestOffset(g guestClock, now func() time.Time) (time.Duration, error) {
 	var best, bestRTT time.Duration = 0, -1
 	for range clockSamples {
 		t0 := now()
-		guest, err := g.Read(ctx)
+		guest, err := g.Read()
 		t1 := now()
 		if err != nil {
 			return 0, fmt.Errorf("read the VM's clock: %w", err)
@@ -128,7 +129,7 @@ func (c *lineClock) ask(req string) (string, error) {
 	return line, nil
 }
 
-func (c *lineClock) Read(context.Context) (time.Time, error) {
+func (c *lineClock) Read() (time.Time, error) {
 	line, err := c.ask("now")
 	if err != nil {
 		return time.Time{}, err
@@ -141,7 +142,7 @@ func (c *lineClock) Read(context.Context) (time.Time, error) {
 	return t, nil
 }
 
-func (c *lineClock) Step(_ context.Context, by time.Duration) error {
+func (c *lineClock) Step(by time.Duration) error {
 	line, err := c.ask("step " + signedSeconds(by))
 	if err == nil && line != "ok" {
 		err = fmt.Errorf("unexpected answer %q", line)
@@ -184,8 +185,13 @@ func parseUnixDecimal(s string) (time.Time, error) {
 func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // sshClock starts clockScript on t and returns the guestClock that talks to it; close ends the
-// script and the connection. ctx bounds the whole conversation.
-func sshClock(ctx context.Context, t sshx.Target, sudo string) (g guestClock, close func() error, err error) {
+// script and the connection. ctx bounds the whole conversation: when it ends, the connection
+// closes and a waiting Read or Step fails.
+func sshClock(ctx context.Context, t sshx.Target) (g guestClock, close func() error, err error) {
+	sudo := ""
+	if t.User != "root" {
+		sudo = "sudo -n "
+	}
 	client, err := sshx.Dial(ctx, t)
 	if err != nil {
 		return nil, nil, err
@@ -213,17 +219,12 @@ func sshClock(ctx context.Context, t sshx.Target, sudo string) (g guestClock, cl
 	if err := sess.Start(clockScript(sudo)); err != nil {
 		return fail(err)
 	}
-	var waitErr error
-	waited := false
-	wait := func() error {
-		if !waited {
-			waited = true
-			if err := sess.Wait(); err != nil {
-				waitErr = fmt.Errorf("the clock shell on the VM: %w: %s", err, strings.TrimSpace(stderr.String()))
-			}
+	wait := sync.OnceValue(func() error {
+		if err := sess.Wait(); err != nil {
+			return fmt.Errorf("the clock shell on the VM: %w: %s", err, strings.TrimSpace(stderr.String()))
 		}
-		return waitErr
-	}
+		return nil
+	})
 	return &lineClock{in: in, out: bufio.NewReader(out), ended: wait}, func() error {
 		in.Close() // the loop ends at EOF
 		err := wait()

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -26,7 +25,7 @@ type fakeGuest struct {
 
 func (g *fakeGuest) now() time.Time { return g.host }
 
-func (g *fakeGuest) Read(context.Context) (time.Time, error) {
+func (g *fakeGuest) Read() (time.Time, error) {
 	g.reads++
 	g.host = g.host.Add(g.latency)
 	if g.reads == 1 {
@@ -37,7 +36,7 @@ func (g *fakeGuest) Read(context.Context) (time.Time, error) {
 	return t, nil
 }
 
-func (g *fakeGuest) Step(_ context.Context, by time.Duration) error {
+func (g *fakeGuest) Step(by time.Duration) error {
 	g.steps++
 	g.lastStep = by
 	if g.stepErr != nil {
@@ -52,7 +51,7 @@ func (g *fakeGuest) Step(_ context.Context, by time.Duration) error {
 func TestSyncClockStepsAnOffClock(t *testing.T) {
 	g := &fakeGuest{host: time.Unix(1795401342, 441000000), offset: -1159 * time.Millisecond,
 		latency: 4 * time.Millisecond, slow: 300 * time.Millisecond}
-	s, err := syncClock(context.Background(), g, g.now)
+	s, err := syncClock(g, g.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestSyncClockStepsAnOffClock(t *testing.T) {
 
 func TestSyncClockLeavesAGoodClock(t *testing.T) {
 	g := &fakeGuest{host: time.Unix(1795401342, 0), offset: 20 * time.Millisecond, latency: time.Millisecond}
-	s, err := syncClock(context.Background(), g, g.now)
+	s, err := syncClock(g, g.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +81,7 @@ func TestSyncClockLeavesAGoodClock(t *testing.T) {
 func TestSyncClockStepError(t *testing.T) {
 	g := &fakeGuest{host: time.Unix(1795401342, 0), offset: -2 * time.Second,
 		stepErr: errors.New("date: cannot set date: Operation not permitted")}
-	_, err := syncClock(context.Background(), g, g.now)
+	_, err := syncClock(g, g.now)
 	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") || !strings.Contains(err.Error(), "-2s off") {
 		t.Errorf("err = %v, want the cause and the offset", err)
 	}
@@ -126,17 +125,17 @@ func startScript(t *testing.T, fakeDate string) (*lineClock, string) {
 func TestClockScript(t *testing.T) {
 	c, record := startScript(t, "exit 0\n")
 	before := time.Now()
-	got, err := c.Read(context.Background())
+	got, err := c.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := got.Sub(before); d < -time.Second || d > time.Second {
 		t.Errorf("the script read %v, want about now (%v)", got, before)
 	}
-	if err := c.Step(context.Background(), -226*time.Millisecond); err != nil {
+	if err := c.Step(-226 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Step(context.Background(), 1159*time.Millisecond); err != nil {
+	if err := c.Step(1159 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	args, _ := os.ReadFile(record)
@@ -147,12 +146,12 @@ func TestClockScript(t *testing.T) {
 
 func TestClockScriptStepFails(t *testing.T) {
 	c, _ := startScript(t, "echo 'date: cannot set date: Operation not permitted' >&2\nexit 1\n")
-	err := c.Step(context.Background(), time.Second)
+	err := c.Step(time.Second)
 	if err == nil || !strings.Contains(err.Error(), "Operation not permitted") || !strings.Contains(err.Error(), "passwordless sudo") {
 		t.Errorf("err = %v, want date's message and the fix", err)
 	}
 	// The loop goes on after a failed step.
-	if _, err := c.Read(context.Background()); err != nil {
+	if _, err := c.Read(); err != nil {
 		t.Errorf("reading after a failed step: %v", err)
 	}
 }

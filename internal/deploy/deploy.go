@@ -232,15 +232,11 @@ func (d *Deployer) setClock(ctx context.Context, t sshx.Target) error {
 	step := progress.Start(d.out(), "clock: the VM's from this host's")
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	sudo := ""
-	if t.User != "root" {
-		sudo = "sudo -n "
-	}
-	g, closeClock, err := sshClock(ctx, t, sudo)
+	g, closeClock, err := sshClock(ctx, t)
 	if err != nil {
 		return step.Fail(err)
 	}
-	s, err := syncClock(ctx, g, time.Now)
+	s, err := syncClock(g, time.Now)
 	if cerr := closeClock(); err == nil {
 		err = cerr
 	}
