@@ -90,8 +90,8 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", end.Sub(start)),
+			slog.String("remote", r.RemoteAddr),
 		)
-		line.AddAttrs(slog.String("remote", r.RemoteAddr))
 		// A failed log write must not turn into a failed request.
 		_ = h.Handle(ctx, line)
 		*rec = statusRecorder{}
