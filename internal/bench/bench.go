@@ -521,13 +521,20 @@ func (r *runner) measure(ctx context.Context, label string, t target) (Result, e
 		}
 	}
 	res.Steal = -1
-	before, statErr := readCPUStat(r.serverCPU)
+	pinned := r.serverCPU >= 0 // unpinned, no one CPU's steal belongs to the server
+	var before cpuTimes
+	if pinned {
+		before, err = readCPUStat(r.serverCPU)
+		pinned = err == nil
+	}
 	w, err := r.runWrk(ctx, url, r.opts.Duration)
 	if err != nil {
 		return res, err
 	}
-	if after, err := readCPUStat(r.serverCPU); r.serverCPU >= 0 && statErr == nil && err == nil {
-		res.Steal = stealShare(before, after)
+	if pinned {
+		if after, err := readCPUStat(r.serverCPU); err == nil {
+			res.Steal = stealShare(before, after)
+		}
 	}
 	for _, s := range srvs {
 		if s.exited() {

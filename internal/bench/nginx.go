@@ -36,11 +36,12 @@ var nginxOwnHeaders = map[string]bool{
 func pageHeaders(h http.Header) []nginxHeader {
 	var out []nginxHeader
 	for name, values := range h {
-		if nginxOwnHeaders[http.CanonicalHeaderKey(name)] {
+		name = http.CanonicalHeaderKey(name)
+		if nginxOwnHeaders[name] {
 			continue
 		}
 		for _, v := range values {
-			out = append(out, nginxHeader{http.CanonicalHeaderKey(name), v})
+			out = append(out, nginxHeader{name, v})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b nginxHeader) int { return strings.Compare(a.Name, b.Name) })
