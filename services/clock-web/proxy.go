@@ -16,8 +16,9 @@ import (
 // hdrNoStore is on every /clock answer: a cached time is a wrong time.
 var hdrNoStore = []string{"no-store"}
 
-// securityHeaderNames are set by our own middleware; the upstream's copies are dropped so
-// that the browser sees one value, ours.
+// securityHeaderNames are the upstream's headers that would change how the browser treats
+// the answer. The first three are set by our own middleware, so the browser sees one value,
+// ours; X-Frame-Options is not sent at all (the CSP's frame-ancestors replaces it).
 var securityHeaderNames = []string{
 	"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options",
 }

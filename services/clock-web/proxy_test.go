@@ -20,16 +20,19 @@ func TestProxy(t *testing.T) {
 		t.Errorf("GET /clock: body %q, want %q", got, upstreamBody)
 	}
 	for name, want := range map[string]string{
-		"Cache-Control":   "no-store",
-		"Content-Type":    "text/plain; charset=utf-8",
-		"X-Frame-Options": "DENY",
+		"Cache-Control":           "no-store",
+		"Content-Type":            "text/plain; charset=utf-8",
+		"X-Content-Type-Options":  "nosniff",
+		"Content-Security-Policy": wantCSP,
 	} {
 		if got := rec.Header().Values(name); len(got) != 1 || got[0] != want {
 			t.Errorf("GET /clock: %s = %q, want [%q]", name, got, want)
 		}
 	}
-	if got := rec.Header().Get("Set-Cookie"); got != "" {
-		t.Errorf("GET /clock: upstream Set-Cookie %q passed through", got)
+	for _, name := range []string{"Set-Cookie", "X-Frame-Options"} {
+		if got := rec.Header().Values(name); got != nil {
+			t.Errorf("GET /clock: upstream %s %q passed through", name, got)
+		}
 	}
 
 	head := do(t, h, "HEAD", "/clock", nil)

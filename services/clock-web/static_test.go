@@ -69,14 +69,17 @@ func TestPage(t *testing.T) {
 	}
 }
 
+// wantCSP is the policy every answer carries: same-origin files and fetches only, no framing.
+const wantCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 func TestSecurityHeaders(t *testing.T) {
 	up := startUpstream(t, nil)
 	h, _ := newTestHandler(t, up.URL, nil)
 	want := map[string]string{
-		"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+		"Content-Security-Policy": wantCSP,
 		"X-Content-Type-Options":  "nosniff",
 		"Referrer-Policy":         "no-referrer",
-		"X-Frame-Options":         "DENY",
 	}
 	for _, tc := range []struct{ method, target string }{
 		{"GET", "/"},
@@ -95,6 +98,10 @@ func TestSecurityHeaders(t *testing.T) {
 			if got := rec.Header().Values(name); len(got) != 1 || got[0] != value {
 				t.Errorf("%s %s (status %d): %s = %q, want [%q]", tc.method, tc.target, rec.Code, name, got, value)
 			}
+		}
+		// frame-ancestors in the CSP replaces it; the upstream's must not pass either.
+		if got := rec.Header().Values("X-Frame-Options"); got != nil {
+			t.Errorf("%s %s: X-Frame-Options %q, want none", tc.method, tc.target, got)
 		}
 	}
 }
