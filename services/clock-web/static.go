@@ -109,6 +109,12 @@ func (s staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	a.serve(w, r)
+}
+
+// serve answers r with the asset: 405 to methods other than GET and HEAD, 304 when
+// If-None-Match holds its ETag, otherwise the gzip or plain bytes as Accept-Encoding allows.
+func (a *asset) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h["Allow"] = hdrAllowGet
