@@ -94,7 +94,7 @@ func newHandlerLogging(tb testing.TB, apiURL string, vars map[string]string, w i
 	if err != nil {
 		tb.Fatalf("loadConfig: %v", err)
 	}
-	h, err := newHandler(cfg, slog.New(slog.NewJSONHandler(w, nil)))
+	h, err := newHandler(cfg, slog.New(newJSONLogHandler(w, cfg.LogLevel)))
 	if err != nil {
 		tb.Fatalf("newHandler: %v", err)
 	}

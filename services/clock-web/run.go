@@ -125,7 +125,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logOut := newBatchWriter(stdout)
 	defer logOut.Flush()
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(newJSONLogHandler(logOut, cfg.LogLevel))
 	logger.Info("starting", slog.String("version", version), slog.Any("config", cfg.logValue()))
 
 	handler, err := newHandler(cfg, logger)

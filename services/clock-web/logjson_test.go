@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// reference prints r with slog.JSONHandler, the format jsonLogHandler promises.
+func reference(tb testing.TB, r slog.Record, level slog.Leveler) string {
+	tb.Helper()
+	var b bytes.Buffer
+	if err := slog.NewJSONHandler(&b, &slog.HandlerOptions{Level: level}).Handle(context.Background(), r); err != nil {
+		tb.Fatalf("JSONHandler: %v", err)
+	}
+	return b.String()
+}
+
+func handled(tb testing.TB, r slog.Record, level slog.Leveler) string {
+	tb.Helper()
+	var b bytes.Buffer
+	if err := newJSONLogHandler(&b, level).Handle(context.Background(), r); err != nil {
+		tb.Fatalf("jsonLogHandler: %v", err)
+	}
+	return b.String()
+}
+
+func record(t time.Time, level slog.Level, msg string, attrs ...slog.Attr) slog.Record {
+	r := slog.NewRecord(t, level, msg, 0)
+	r.AddAttrs(attrs...)
+	return r
+}
+
+// accessRecord is a record like the ones accessLog writes.
+func accessRecord(path string) slog.Record {
+	return record(time.Date(2026, 11, 23, 10, 4, 5, 123456789, time.UTC), slog.LevelInfo, "request",
+		slog.String("method", "GET"), slog.String("path", path), slog.Int("status", 200),
+		slog.Int64("bytes", 664), slog.Duration("duration", 41*time.Microsecond),
+		slog.String("remote", "127.0.0.1:43210"))
+}
+
+func TestJSONLogHandlerFastPath(t *testing.T) {
+	// The access log's records must take the short cut, or the handler is only overhead.
+	line, ok := appendFastJSON(nil, accessRecord("/app.js"))
+	if !ok {
+		t.Fatal("an access-log record fell back to the JSONHandler")
+	}
+	want := `{"time":"2026-11-23T10:04:05.123456789Z","level":"INFO","msg":"request","method":"GET",` +
+		`"path":"/app.js","status":200,"bytes":664,"duration":41000,"remote":"127.0.0.1:43210"}` + "\n"
+	if string(line) != want {
+		t.Errorf("got  %s\nwant %s", line, want)
+	}
+}
+
+func TestJSONLogHandlerMatchesJSONHandler(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 4, 5, 120000000, time.FixedZone("", 5*3600+45*60))
+	for _, tc := range []struct {
+		name string
+		r    slog.Record
+		fast bool // whether the short cut handles it
+	}{
+		{"access", accessRecord("/"), true},
+		{"levels", record(at, slog.LevelWarn+2, "shutting down", slog.Bool("ok", false), slog.Uint64("n", math.MaxUint64)), true},
+		{"no attrs", record(at, slog.LevelDebug, "x"), true},
+		{"negative", record(at, slog.LevelError, "e", slog.Int("i", -7), slog.Duration("d", -time.Second)), true},
+		{"empty string", record(at, slog.LevelInfo, "", slog.String("path", "")), true},
+		{"quote in path", accessRecord(`/a"b`), false},
+		{"backslash", accessRecord(`/a\b`), false},
+		{"control", accessRecord("/a\nb\x00\x7f"), false},
+		{"html", accessRecord("/<script>&"), true},
+		{"unicode", accessRecord("/héllo\u2028"), false},
+		{"invalid utf-8", accessRecord("/\xff"), false},
+		{"message escaped", record(at, slog.LevelInfo, "say \"hi\""), false},
+		{"key escaped", record(at, slog.LevelInfo, "m", slog.Int("a\tb", 1)), false},
+		{"empty key", record(at, slog.LevelInfo, "m", slog.Int("", 1)), false},
+		{"empty attr", record(at, slog.LevelInfo, "m", slog.Attr{}), false},
+		{"float", record(at, slog.LevelInfo, "m", slog.Float64("f", 0.1)), false},
+		{"time attr", record(at, slog.LevelInfo, "m", slog.Time("t", at)), false},
+		{"any", record(at, slog.LevelInfo, "m", slog.Any("err", context.Canceled)), false},
+		{"group", record(at, slog.LevelInfo, "m", slog.Group("g", slog.Int("a", 1))), false},
+		{"zero time", record(time.Time{}, slog.LevelInfo, "m"), false},
+		{"year 10000", record(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), slog.LevelInfo, "m"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, fast := appendFastJSON(nil, tc.r); fast != tc.fast {
+				t.Errorf("short cut taken: %v, want %v", fast, tc.fast)
+			}
+			if got, want := handled(t, tc.r, nil), reference(t, tc.r, nil); got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestJSONLogHandlerWithAttrsAndLevel(t *testing.T) {
+	ctx := context.Background()
+	r := record(time.Unix(1732312345, 0).UTC(), slog.LevelWarn, "shown", slog.Int("n", 1))
+	var got, want bytes.Buffer
+	for _, h := range []slog.Handler{
+		newJSONLogHandler(&got, slog.LevelWarn),
+		slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelWarn}),
+	} {
+		if h.Enabled(ctx, slog.LevelInfo) || !h.Enabled(ctx, slog.LevelWarn) {
+			t.Errorf("%T: Enabled(INFO) %v, Enabled(WARN) %v; want false, true",
+				h, h.Enabled(ctx, slog.LevelInfo), h.Enabled(ctx, slog.LevelWarn))
+		}
+		if err := h.WithAttrs([]slog.Attr{slog.String("svc", "clock-web")}).WithGroup("g").Handle(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.String() != want.String() || !strings.Contains(got.String(), `"svc":"clock-web","g":{"n":1}`) {
+		t.Errorf("got  %s\nwant %s", &got, &want)
+	}
+}
+
+// FuzzJSONLogHandler holds the handler to slog.JSONHandler's bytes for any text: either the
+// short cut writes the same line or it hands the record over.
+func FuzzJSONLogHandler(f *testing.F) {
+	f.Add("request", "path", "/app.js", int64(200))
+	f.Add("m", "k\"", "\x00\u2028\xff", int64(-1))
+	f.Add("", "a", "<&>", int64(math.MinInt64))
+	f.Fuzz(func(t *testing.T, msg, key, val string, n int64) {
+		r := record(time.Unix(1732312345, 987654321).UTC(), slog.LevelInfo, msg,
+			slog.String(key, val), slog.Int64("n", n), slog.Duration("d", time.Duration(n)))
+		if got, want := handled(t, r, nil), reference(t, r, nil); got != want {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	})
+}
+
+func BenchmarkAccessLogLine(b *testing.B) {
+	var buf bytes.Buffer
+	for _, bc := range []struct {
+		name string
+		h    slog.Handler
+	}{{"jsonLogHandler", newJSONLogHandler(&buf, nil)}, {"slog.JSONHandler", slog.NewJSONHandler(&buf, nil)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := accessRecord("/")
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				_ = bc.h.Handle(context.Background(), r)
+			}
+		})
+	}
+}
