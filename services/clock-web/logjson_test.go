@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -114,6 +116,37 @@ func TestJSONLogHandlerWithAttrsAndLevel(t *testing.T) {
 	}
 	if got.String() != want.String() || !strings.Contains(got.String(), `"svc":"clock-web","g":{"n":1}`) {
 		t.Errorf("got  %s\nwant %s", &got, &want)
+	}
+}
+
+// Lines from the short cut and from the JSONHandler share one lock: none interleave even on
+// a writer that is not safe for concurrent use.
+func TestJSONLogHandlerConcurrent(t *testing.T) {
+	var b bytes.Buffer
+	h := newJSONLogHandler(&b, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				path := "/plain"
+				if (g+i)%2 == 0 {
+					path = "/esc\aped" // takes the JSONHandler
+				}
+				_ = h.Handle(context.Background(), accessRecord(path))
+			}
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 8*200 {
+		t.Fatalf("%d lines, want %d", len(lines), 8*200)
+	}
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("not one JSON object: %q", l)
+		}
 	}
 }
 
