@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 // logFlushInterval bounds how late a log line can reach stdout.
@@ -35,7 +37,7 @@ func serveAddr(ctx context.Context, cfg config, stdout io.Writer) error {
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(logjson.New(w, level))
 }
 
 // serve runs handler on ln until ctx is done, then shuts down gracefully:

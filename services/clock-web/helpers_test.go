@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 // env turns a map into a getenv function, so tests never touch the process environment.
@@ -94,7 +96,7 @@ func newHandlerLogging(tb testing.TB, apiURL string, vars map[string]string, w i
 	if err != nil {
 		tb.Fatalf("loadConfig: %v", err)
 	}
-	h, err := newHandler(cfg, slog.New(newJSONLogHandler(w, cfg.LogLevel)))
+	h, err := newHandler(cfg, slog.New(logjson.New(w, cfg.LogLevel)))
 	if err != nil {
 		tb.Fatalf("newHandler: %v", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 // usageError is a bad command line; like a configuration error it exits 2.
@@ -125,7 +127,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logOut := newBatchWriter(stdout)
 	defer logOut.Flush()
-	logger := slog.New(newJSONLogHandler(logOut, cfg.LogLevel))
+	logger := slog.New(logjson.New(logOut, cfg.LogLevel))
 	logger.Info("starting", slog.String("version", version), slog.Any("config", cfg.logValue()))
 
 	handler, err := newHandler(cfg, logger)

@@ -1,4 +1,4 @@
-package main
+package logjson
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// reference prints r with slog.JSONHandler, the format jsonLogHandler promises.
+// reference prints r with slog.JSONHandler, the format handler promises.
 func reference(tb testing.TB, r slog.Record, level slog.Leveler) string {
 	tb.Helper()
 	var b bytes.Buffer
@@ -25,8 +25,8 @@ func reference(tb testing.TB, r slog.Record, level slog.Leveler) string {
 func handled(tb testing.TB, r slog.Record, level slog.Leveler) string {
 	tb.Helper()
 	var b bytes.Buffer
-	if err := newJSONLogHandler(&b, level).Handle(context.Background(), r); err != nil {
-		tb.Fatalf("jsonLogHandler: %v", err)
+	if err := New(&b, level).Handle(context.Background(), r); err != nil {
+		tb.Fatalf("handler: %v", err)
 	}
 	return b.String()
 }
@@ -45,7 +45,7 @@ func accessRecord(path string) slog.Record {
 		slog.String("remote", "127.0.0.1:43210"))
 }
 
-func TestJSONLogHandlerFastPath(t *testing.T) {
+func TestFastPath(t *testing.T) {
 	// The access log's records must take the short cut, or the handler is only overhead.
 	line, ok := appendFastJSON(nil, accessRecord("/app.js"))
 	if !ok {
@@ -58,7 +58,7 @@ func TestJSONLogHandlerFastPath(t *testing.T) {
 	}
 }
 
-func TestJSONLogHandlerMatchesJSONHandler(t *testing.T) {
+func TestMatchesJSONHandler(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 4, 5, 120000000, time.FixedZone("", 5*3600+45*60))
 	for _, tc := range []struct {
 		name string
@@ -98,12 +98,12 @@ func TestJSONLogHandlerMatchesJSONHandler(t *testing.T) {
 	}
 }
 
-func TestJSONLogHandlerWithAttrsAndLevel(t *testing.T) {
+func TestWithAttrsAndLevel(t *testing.T) {
 	ctx := context.Background()
 	r := record(time.Unix(1732312345, 0).UTC(), slog.LevelWarn, "shown", slog.Int("n", 1))
 	var got, want bytes.Buffer
 	for _, h := range []slog.Handler{
-		newJSONLogHandler(&got, slog.LevelWarn),
+		New(&got, slog.LevelWarn),
 		slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelWarn}),
 	} {
 		if h.Enabled(ctx, slog.LevelInfo) || !h.Enabled(ctx, slog.LevelWarn) {
@@ -121,9 +121,9 @@ func TestJSONLogHandlerWithAttrsAndLevel(t *testing.T) {
 
 // Lines from the short cut and from the JSONHandler share one lock: none interleave even on
 // a writer that is not safe for concurrent use.
-func TestJSONLogHandlerConcurrent(t *testing.T) {
+func TestConcurrent(t *testing.T) {
 	var b bytes.Buffer
-	h := newJSONLogHandler(&b, nil)
+	h := New(&b, nil)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -150,9 +150,9 @@ func TestJSONLogHandlerConcurrent(t *testing.T) {
 	}
 }
 
-// FuzzJSONLogHandler holds the handler to slog.JSONHandler's bytes for any text: either the
+// FuzzHandler holds the handler to slog.JSONHandler's bytes for any text: either the
 // short cut writes the same line or it hands the record over.
-func FuzzJSONLogHandler(f *testing.F) {
+func FuzzHandler(f *testing.F) {
 	f.Add("request", "path", "/app.js", int64(200))
 	f.Add("m", "k\"", "\x00\u2028\xff", int64(-1))
 	f.Add("", "a", "<&>", int64(math.MinInt64))
@@ -170,7 +170,7 @@ func BenchmarkAccessLogLine(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		h    slog.Handler
-	}{{"jsonLogHandler", newJSONLogHandler(&buf, nil)}, {"slog.JSONHandler", slog.NewJSONHandler(&buf, nil)}} {
+	}{{"logjson", New(&buf, nil)}, {"slog.JSONHandler", slog.NewJSONHandler(&buf, nil)}} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := accessRecord("/")
 			b.ReportAllocs()
