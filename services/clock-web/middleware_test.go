@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -48,14 +47,7 @@ func TestAccessLogLine(t *testing.T) {
 
 func TestAccessLogOffAboveInfo(t *testing.T) {
 	var logs bytes.Buffer
-	cfg, err := loadConfig(env(map[string]string{"CLOCK_WEB_API_URL": "http://127.0.0.1:1"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := newHandler(cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHandlerLogging(t, "http://127.0.0.1:1", map[string]string{"CLOCK_WEB_LOG_LEVEL": "warn"}, &logs)
 	if rec := do(t, h, http.MethodGet, "/", nil); rec.Code != http.StatusOK {
 		t.Fatalf("GET /: %d, want 200", rec.Code)
 	}
