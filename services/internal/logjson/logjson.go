@@ -79,7 +79,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 // 0-9999, text that needs escaping, an empty key, or a value that is not a string, integer,
 // bool or duration.
 func appendFastJSON(b []byte, r slog.Record) ([]byte, bool) {
-	if r.Time.IsZero() || r.Time.Year() < 0 || r.Time.Year() >= 10000 || !plainJSON(r.Message) {
+	if y := r.Time.Year(); r.Time.IsZero() || y < 0 || y >= 10000 || !plainJSON(r.Message) {
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
