@@ -2,10 +2,14 @@ package vmimage
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 const (
@@ -82,6 +86,17 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("Validate(defaults) = %v, want nil", err)
 	}
+	// The mistake the check is for: a whole private key file, generated here, where the
+	// public key belongs.
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	privateKey := pem.EncodeToMemory(block)
 	tests := []struct {
 		name   string
 		change func(*Options)
@@ -89,7 +104,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"no output", func(o *Options) { o.Output = "" }, "no output path"},
 		{"no key", func(o *Options) { o.PublicKey = nil }, "no SSH public key"},
-		{"private key", func(o *Options) { o.PublicKey = []byte("-----BEGIN OPENSSH PRIVATE KEY-----") }, "not in authorized_keys format"},
+		{"private key", func(o *Options) { o.PublicKey = privateKey }, "not in authorized_keys format"},
 		{"tiny disk", func(o *Options) { o.SizeBytes = 1 << 20 }, "too small"},
 		{"bad package", func(o *Options) { o.Packages = []string{"python3,curl"} }, "package name"},
 		{"bad hostname", func(o *Options) { o.Hostname = "a b" }, "hostname"},
