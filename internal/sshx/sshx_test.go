@@ -35,9 +35,10 @@ func TestEnsureKeyRoundTrip(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("private key mode = %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
-	pem, _ := os.ReadFile(k1.PrivatePath)
-	if !bytes.HasPrefix(pem, []byte("-----BEGIN OPENSSH PRIVATE KEY-----")) {
-		t.Errorf("private key is not in OpenSSH format:\n%s", pem)
+	data, _ := os.ReadFile(k1.PrivatePath)
+	if block, rest := pem.Decode(data); block == nil || block.Type != "OPENSSH PRIVATE KEY" ||
+		!bytes.HasPrefix(data, []byte("-----BEGIN ")) || len(rest) != 0 {
+		t.Errorf("private key is not one PEM block in OpenSSH format (%d bytes)", len(data))
 	}
 	pub, err := os.ReadFile(k1.PublicPath)
 	if err != nil {
