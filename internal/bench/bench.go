@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +50,7 @@ type Options struct {
 	Pin         Pinning       // default PinAuto: server on CPU 1, wrk on CPU 0
 	// Rounds repeats every target in turn and keeps each one's fastest
 	// round, so a burst of other work on the machine hurts no single target
-	// more than the rest; default 1.
+	// more than the rest (the median of all rounds is reported too); default 1.
 	Rounds int
 }
 
@@ -92,8 +93,11 @@ type Result struct {
 	URL            string
 	Requests       int64
 	RequestsPerSec float64
-	P50, P99       time.Duration
-	Errors         int64 // socket errors plus non-2xx/3xx responses
+	// MedianPerSec is the median req/s over all rounds: the fastest round
+	// shows what the code can do, the median what a busy host lets it do.
+	MedianPerSec float64
+	P50, P99     time.Duration
+	Errors       int64 // socket errors plus non-2xx/3xx responses
 	// Steal is the share of the server CPU's time that the hypervisor gave
 	// to other guests during the measured run; -1 when not known (servers
 	// not pinned, or no /proc/stat). A few percent already costs req/s.
@@ -570,14 +574,18 @@ func (r *runner) measure(ctx context.Context, label string, t target) (Result, e
 
 // fastest picks the round with the most req/s: other work on the machine
 // only ever slows a run down. Memory is the worst over all rounds, errors the
-// sum, so neither hides behind a good round.
+// sum, so neither hides behind a good round. MedianPerSec is set from all
+// rounds.
 func fastest(rounds []Result) Result {
 	best := rounds[0]
-	for _, r := range rounds[1:] {
+	rates := make([]float64, len(rounds))
+	for i, r := range rounds {
+		rates[i] = r.RequestsPerSec
 		if r.RequestsPerSec > best.RequestsPerSec {
 			best = r
 		}
 	}
+	best.MedianPerSec = median(rates)
 	best.Servers = append([]Mem(nil), best.Servers...)
 	best.Errors = 0
 	for _, r := range rounds {
@@ -590,6 +598,21 @@ func fastest(rounds []Result) Result {
 		}
 	}
 	return best
+}
+
+// median returns the middle value of xs (the mean of the two middle ones
+// when len(xs) is even), without reordering xs.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // runWrk loads url for d and parses what wrk printed.

@@ -46,7 +46,7 @@ func buildServices(t *testing.T, root string) (api, web string) {
 	return filepath.Join(dir, "clock-api"), filepath.Join(dir, "clock-web")
 }
 
-// TestRunSmoke runs the whole benchmark for real, one second per target.
+// TestRunSmoke runs the whole benchmark for real, two rounds of one second per target.
 func TestRunSmoke(t *testing.T) {
 	needTools(t)
 	root := filepath.Join("..", "..")
@@ -54,7 +54,7 @@ func TestRunSmoke(t *testing.T) {
 	var out bytes.Buffer
 	rep, err := Run(context.Background(), Options{
 		Root: root, APIBinary: api, WebBinary: web,
-		Duration: time.Second, Warmup: -1, Connections: 8,
+		Duration: time.Second, Warmup: -1, Connections: 8, Rounds: 2,
 	}, &out)
 	t.Logf("output:\n%s", out.String())
 	if err != nil {
@@ -68,7 +68,7 @@ func TestRunSmoke(t *testing.T) {
 		if r.Target != wantTargets[i] {
 			t.Errorf("result %d: got target %q, want %q", i, r.Target, wantTargets[i])
 		}
-		if r.RequestsPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
+		if r.RequestsPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 || r.MedianPerSec <= 0 || r.MedianPerSec > r.RequestsPerSec {
 			t.Errorf("%s: implausible numbers %+v", r.Target, r)
 		}
 		if r.Errors != 0 {
@@ -85,7 +85,7 @@ func TestRunSmoke(t *testing.T) {
 	if len(rep.Checks) != 4 {
 		t.Errorf("got %d checks, want 4", len(rep.Checks))
 	}
-	for _, want := range []string{"req/s", "peak RSS MiB", "steal", TargetNginx, "clock-api peak RSS < 20 MiB", "1 worker"} {
+	for _, want := range []string{"req/s", "median req/s", "fastest of 2 rounds", "peak RSS MiB", "steal", TargetNginx, "clock-api peak RSS < 20 MiB", "1 worker"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

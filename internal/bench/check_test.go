@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,9 @@ func TestFastest(t *testing.T) {
 	if got.Errors != 3 {
 		t.Errorf("got %d errors, want the sum 3", got.Errors)
 	}
+	if got.MedianPerSec != 200 {
+		t.Errorf("got median %v req/s, want 200", got.MedianPerSec)
+	}
 	want := []Mem{{Process: "clock-web", Peak: 7, Current: 6}, {Process: "clock-api", Peak: 9, Current: 3}}
 	for i := range want {
 		if got.Servers[i] != want[i] {
@@ -117,5 +121,25 @@ func TestFastest(t *testing.T) {
 	}
 	if rounds[1].Servers[1].Peak != 2 {
 		t.Error("fastest changed its input")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{5}, 5},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{nil, 0},
+	} {
+		in := slices.Clone(tc.in)
+		if got := median(in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("median reordered its input: %v", in)
+		}
 	}
 }
