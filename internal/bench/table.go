@@ -22,17 +22,20 @@ func writeReport(out io.Writer, rep Report) {
 		width = max(width, len(r.Target))
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	median := ""
-	if rep.Rounds > 1 {
-		median = "\tmedian req/s"
+	// The median column only means something with more than one round.
+	withMedian := rep.Rounds > 1
+	medianHead := ""
+	if withMedian {
+		medianHead = "\tmedian req/s"
 	}
-	fmt.Fprintf(tw, "%-*s\treq/s%s\tp50\tp99\tpeak RSS MiB\tRSS MiB\terrors\tsteal\t\n", width, "target", median)
+	fmt.Fprintf(tw, "%-*s\treq/s%s\tp50\tp99\tpeak RSS MiB\tRSS MiB\terrors\tsteal\t\n", width, "target", medianHead)
 	for _, r := range rep.Results {
 		m := r.Servers[0]
-		if rep.Rounds > 1 {
-			median = fmt.Sprintf("\t%.0f", r.MedianPerSec)
+		medianCell := ""
+		if withMedian {
+			medianCell = fmt.Sprintf("\t%.0f", r.MedianPerSec)
 		}
-		fmt.Fprintf(tw, "%-*s\t%.0f%s\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t\n", width, r.Target, r.RequestsPerSec, median,
+		fmt.Fprintf(tw, "%-*s\t%.0f%s\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t\n", width, r.Target, r.RequestsPerSec, medianCell,
 			fmtLatency(r.P50), fmtLatency(r.P99), mib(m.Peak), mib(m.Current), r.Errors, fmtSteal(r.Steal))
 	}
 	tw.Flush()
