@@ -39,7 +39,8 @@ func init() {
 
 func knobs() (config.Config, error) {
 	if cfgErr != nil {
-		return cfg, fmt.Errorf("configuration: %w\n(see `go run mage.go config` for every variable)", cfgErr)
+		// Exit 2 like the services: bad input, not a failed step.
+		return cfg, mg.Fatalf(2, "configuration: %v\n(see `go run mage.go config` for every variable)", cfgErr)
 	}
 	return cfg, nil
 }
@@ -186,8 +187,14 @@ func localVM(ctx context.Context) (*vm.VM, error) {
 	return d.VM(func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) })
 }
 
-// Config prints every CLOCK_* variable with its default and meaning.
-func Config() error { return config.Usage(os.Stdout) }
+// Config prints every CLOCK_* variable with its effective value, default and meaning; a bad value fails with exit code 2.
+func Config() error {
+	if err := config.Effective(os.Stdout); err != nil {
+		return mg.Fatalf(2, "\nconfiguration: %v", err)
+	}
+	fmt.Println()
+	return config.Usage(os.Stdout)
+}
 
 // Setup installs the missing host tools (Debian packages) and starts dockerd, libvirtd and the default network.
 func Setup(ctx context.Context) error { return setup(ctx, false) }

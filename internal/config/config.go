@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -53,13 +53,45 @@ type Config struct {
 // the variable, the bad value and what is allowed.
 func Load() (Config, error) {
 	var c Config
+	if err := checkDecimals(os.LookupEnv); err != nil {
+		return Config{}, err
+	}
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return Config{}, explain(err)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
-	return c, nil
+	return c.Normalized(), nil
+}
+
+// Normalized returns c with every value in the one spelling the rest of the tooling
+// compares against (today: the MAC in lower case with colons). Call it on a valid Config.
+func (c Config) Normalized() Config {
+	if mac, err := NormalizeMAC(c.VMMAC); err == nil {
+		c.VMMAC = mac
+	}
+	return c
+}
+
+// checkDecimals refuses an integer knob that is not plain decimal before envconfig reads
+// it with strconv's base 0 (010 would be port 8, 0x50 port 80).
+func checkDecimals(lookup func(string) (string, bool)) error {
+	var errs []error
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Type.Kind() != reflect.Int {
+			continue
+		}
+		name := Prefix + "_" + f.Tag.Get("envconfig")
+		if v, ok := lookup(name); ok && v != "" {
+			if err := CheckDecimal(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // explain turns envconfig's parse errors into the variable=value form used everywhere else.
@@ -72,6 +104,13 @@ func explain(err error) error {
 	return err
 }
 
+// The bounds of CLOCK_VM_BOOT_TIMEOUT: a TCG boot to SSH takes about a minute, and a wait
+// of more than an hour is a hang, not a slow boot.
+const (
+	MinBootTimeout = 30 * time.Second
+	MaxBootTimeout = time.Hour
+)
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Validate checks every knob and the combinations between them.
@@ -82,12 +121,15 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.StateDir) == "" {
 		bad("STATE_DIR", c.StateDir, "must name a folder")
+	} else if err := CheckMountPath(c.Path()); err != nil {
+		// Its files are bind-mounted into the Ansible runner: the absolute path counts.
+		bad("STATE_DIR", c.StateDir, err.Error())
 	}
 	if c.Version != "" && !regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`).MatchString(c.Version) {
 		bad("VERSION", c.Version, "must be a valid image tag ([A-Za-z0-9_.-], at most 128 characters)")
 	}
-	if !strings.Contains(c.LibvirtURI, ":///") && !strings.Contains(c.LibvirtURI, "://") {
-		bad("LIBVIRT_URI", c.LibvirtURI, "must be a libvirt URI such as qemu:///system")
+	if err := CheckLibvirtURI(c.LibvirtURI); err != nil {
+		bad("LIBVIRT_URI", c.LibvirtURI, err.Error())
 	}
 	if !nameRE.MatchString(c.VMName) {
 		bad("VM_NAME", c.VMName, "must be 1-64 letters, digits, '.', '_' or '-'")
@@ -119,14 +161,14 @@ func (c Config) Validate() error {
 			bad("VM_KEY", c.VMKey, err.Error())
 		}
 	}
-	if hw, err := net.ParseMAC(c.VMMAC); err != nil || len(hw) != 6 || hw[0]&1 == 1 {
-		bad("VM_MAC", c.VMMAC, "must be a unicast MAC address such as 52:54:00:c0:e9:b1")
+	if _, err := NormalizeMAC(c.VMMAC); err != nil {
+		bad("VM_MAC", c.VMMAC, err.Error())
 	}
-	if c.VMUser == "" {
-		bad("VM_USER", c.VMUser, "must name the SSH user")
+	if err := CheckUser(c.VMUser); err != nil {
+		bad("VM_USER", c.VMUser, err.Error())
 	}
-	if c.VMBoot < 30*time.Second {
-		bad("VM_BOOT_TIMEOUT", c.VMBoot.String(), "must be at least 30s (a TCG boot takes about a minute)")
+	if err := CheckDuration(c.VMBoot, MinBootTimeout, MaxBootTimeout); err != nil {
+		bad("VM_BOOT_TIMEOUT", c.VMBoot.String(), err.Error()+" (a TCG boot takes about a minute)")
 	}
 	switch c.VMSuite {
 	case "bookworm", "bullseye":
@@ -134,17 +176,17 @@ func (c Config) Validate() error {
 		bad("VM_SUITE", c.VMSuite, "must be bookworm or bullseye (buster can no longer be bootstrapped from the mirror)")
 	}
 	if c.TargetHost != "" {
-		if strings.ContainsAny(c.TargetHost, " /@:") && net.ParseIP(c.TargetHost) == nil {
-			bad("TARGET_HOST", c.TargetHost, "must be a host name or IP address (user and port have their own variables)")
+		if err := CheckHost(c.TargetHost); err != nil {
+			bad("TARGET_HOST", c.TargetHost, err.Error())
 		}
 		if c.TargetKey == "" {
 			bad("TARGET_KEY", c.TargetKey, "is required with CLOCK_TARGET_HOST: the private key that logs into it")
 		} else if err := readable(c.TargetKey); err != nil {
 			bad("TARGET_KEY", c.TargetKey, err.Error())
 		}
-		if c.TargetUser == "" {
-			bad("TARGET_USER", c.TargetUser, "must name the SSH user")
-		}
+	}
+	if err := CheckUser(c.TargetUser); err != nil {
+		bad("TARGET_USER", c.TargetUser, err.Error())
 	}
 	if c.TargetPort < 1 || c.TargetPort > 65535 {
 		bad("TARGET_PORT", strconv.Itoa(c.TargetPort), "must be a port number (1-65535)")
@@ -232,6 +274,34 @@ func Usage(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.name, def, v.desc)
 	}
 	return tw.Flush()
+}
+
+// Effective writes every variable with the value a target would use (the environment's,
+// normalised, or the default) and where it came from, then returns Load's error: the
+// values of a bad configuration are shown too, so the bad one can be found among them.
+func Effective(w io.Writer) error {
+	c, err := Load()
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tVALUE\tFROM")
+	v := reflect.ValueOf(c)
+	for i, knob := range vars() {
+		raw, set := os.LookupEnv(knob.name)
+		from, value := "default", knob.def
+		if set && raw != "" {
+			from, value = "environment", raw
+		}
+		if err == nil {
+			value = fmt.Sprint(v.Field(i).Interface())
+		}
+		if value == "" {
+			value = "(empty)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", knob.name, value, from)
+	}
+	if ferr := tw.Flush(); ferr != nil {
+		return ferr
+	}
+	return err
 }
 
 // Markdown writes the variables as a Markdown table, for the README.

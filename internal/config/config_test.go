@@ -44,7 +44,7 @@ func TestLoadErrorsNameVariableAndValue(t *testing.T) {
 		{map[string]string{"CLOCK_VM_IMAGE": key}, `CLOCK_VM_KEY="": is required with CLOCK_VM_IMAGE`},
 		{map[string]string{"CLOCK_VM_IMAGE": "/nonexistent.img", "CLOCK_VM_KEY": key}, `CLOCK_VM_IMAGE="/nonexistent.img": no such file`},
 		{map[string]string{"CLOCK_VM_MAC": "52:54:00:zz:e9:b1"}, `CLOCK_VM_MAC="52:54:00:zz:e9:b1"`},
-		{map[string]string{"CLOCK_VM_MAC": "01:00:5e:00:00:01"}, `CLOCK_VM_MAC="01:00:5e:00:00:01": must be a unicast`},
+		{map[string]string{"CLOCK_VM_MAC": "01:00:5e:00:00:01"}, `CLOCK_VM_MAC="01:00:5e:00:00:01": is a multicast address`},
 		{map[string]string{"CLOCK_VM_SUITE": "buster"}, `CLOCK_VM_SUITE="buster"`},
 		{map[string]string{"CLOCK_TARGET_HOST": "10.0.0.5"}, `CLOCK_TARGET_KEY="": is required with CLOCK_TARGET_HOST`},
 		{map[string]string{"CLOCK_TARGET_HOST": "root@h", "CLOCK_TARGET_KEY": key}, `CLOCK_TARGET_HOST="root@h"`},
