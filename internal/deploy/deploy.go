@@ -220,7 +220,7 @@ func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
 	}
 	step := progress.Start(d.out(), "target "+t.Addr)
 	if err := d.pinOnFirstContact(ctx, t, step); err != nil {
-		return t, step.Fail(err)
+		return t, step.Fail(targetError(err, t.Addr))
 	}
 	step.Done("SSH as %s with a pinned host key", t.User)
 	return t, nil
@@ -251,20 +251,44 @@ func (d *Deployer) setClock(ctx context.Context, t sshx.Target) error {
 	return nil
 }
 
-// pinOnFirstContact checks a given host's key against known_hosts. A host never seen before
-// is pinned on this first contact (as ssh's accept-new does); a changed key is an error.
+// targetWait bounds the first login to a given host: it should be up already, so this
+// only rides out a slow network, not a boot.
+const targetWait = time.Minute
+
+// pinOnFirstContact logs in to a given host once. A host never seen before is pinned on
+// this first contact (as ssh's accept-new does); a pinned one must show the pinned key.
+// A refusing or unknown host is not waited on.
 func (d *Deployer) pinOnFirstContact(ctx context.Context, t sshx.Target, step *progress.Step) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, targetWait)
 	defer cancel()
-	client, err := sshx.Dial(ctx, t)
-	if err == nil {
-		return client.Close()
-	}
-	if _, statErr := os.Stat(t.KnownHosts); !errors.Is(err, sshx.ErrUnknownHost) && statErr == nil {
+	return sshx.WaitForSSH(ctx, sshx.Wait{Addr: t.Addr, User: t.User, Signer: t.Signer, KnownHosts: t.KnownHosts, Progress: step.Printf})
+}
+
+// targetError adds to a failed login to CLOCK_TARGET_HOST what to check for that cause;
+// there is no VM on this path, so no console to look at.
+func targetError(err error, addr string) error {
+	var na *sshx.NotAnsweringError
+	if !errors.As(err, &na) {
 		return err
 	}
-	step.Printf("first contact with %s: pinning its host key in %s", t.Addr, t.KnownHosts)
-	return sshx.WaitForSSH(ctx, t.Addr, t.User, t.Signer, t.KnownHosts, step.Printf)
+	return fmt.Errorf("%w: %s", err, targetHint(na.Kind, addr))
+}
+
+// targetHint is the fix for each way a given host can fail to answer SSH.
+func targetHint(kind sshx.ErrorKind, addr string) string {
+	switch kind {
+	case sshx.KindRefused:
+		return "connection refused at " + addr + ": nothing listens there; check that sshd runs on the host and that CLOCK_TARGET_PORT is its port"
+	case sshx.KindTimeout:
+		return "no answer from " + addr + ": check CLOCK_TARGET_HOST, CLOCK_TARGET_PORT and any firewall between this machine and the host"
+	case sshx.KindUnreachable:
+		return "no route to " + addr + ": check CLOCK_TARGET_HOST and this machine's network"
+	case sshx.KindNoSuchHost:
+		return "the name in CLOCK_TARGET_HOST does not resolve: check its spelling or use the host's IP address"
+	case sshx.KindClosed:
+		return addr + " accepted the connection and closed it before SSH spoke: check that CLOCK_TARGET_PORT is sshd's port and sshd's log (MaxStartups, tcp wrappers)"
+	}
+	return "the SSH handshake with " + addr + " failed: check that CLOCK_TARGET_PORT is an OpenSSH server's port"
 }
 
 // prepare builds and saves the service images and the Ansible runner image.

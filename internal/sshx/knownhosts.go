@@ -62,7 +62,7 @@ func HostKeyCallback(path string) (ssh.HostKeyCallback, error) {
 		var keyErr *knownhosts.KeyError
 		if errors.As(err, &keyErr) {
 			if len(keyErr.Want) > 0 {
-				return fmt.Errorf("%w: %s now shows %s %s, %s pins another key: if the VM was re-created run vm:up again to re-pin it, otherwise someone may be intercepting the connection",
+				return fmt.Errorf("%w: %s now shows %s %s, %s pins another key: if the VM was re-created by hand, vm:destroy and vm:up make one whose key is pinned; for a target host, check it, then delete its line from that file; otherwise someone may be intercepting the connection",
 					ErrHostKeyChanged, hostname, key.Type(), ssh.FingerprintSHA256(key), path)
 			}
 			return fmt.Errorf("%w: %s is not in %s: run vm:up to pin its host key", ErrUnknownHost, hostname, path)

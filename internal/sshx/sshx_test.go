@@ -163,7 +163,8 @@ func TestWaitForSSHPinsAndRunVerifies(t *testing.T) {
 	}
 
 	var progress []string
-	err := WaitForSSH(ctx, srv.addr, "root", client, known, func(f string, a ...any) { progress = append(progress, f) })
+	err := WaitForSSH(ctx, Wait{Addr: srv.addr, User: "root", Signer: client, KnownHosts: known, JustCreated: true, Booting: true,
+		Progress: func(f string, a ...any) { progress = append(progress, f) }})
 	if err != nil {
 		t.Fatalf("WaitForSSH: %v", err)
 	}
@@ -223,7 +224,7 @@ func TestWaitForSSHAuthRejectedFailsFast(t *testing.T) {
 	srv := startServer(t, "127.0.0.1:0", newHostSigner(t), newClientKey(t).PublicKey())
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	start := time.Now()
-	err := WaitForSSH(ctx, srv.addr, "root", newClientKey(t), known, nil)
+	err := WaitForSSH(ctx, Wait{Addr: srv.addr, User: "root", Signer: newClientKey(t), KnownHosts: known, Booting: true})
 	if !errors.Is(err, ErrAuthRejected) {
 		t.Fatalf("WaitForSSH(wrong key) = %v, want ErrAuthRejected", err)
 	}
@@ -245,7 +246,7 @@ func TestWaitForSSHRetriesUntilUp(t *testing.T) {
 	srv := startServer(t, "127.0.0.1:0", newHostSigner(t), client.PublicKey())
 	srv.dropFirst(2)
 	known := filepath.Join(t.TempDir(), "known_hosts")
-	if err := WaitForSSH(ctx, srv.addr, "root", client, known, nil); err != nil {
+	if err := WaitForSSH(ctx, Wait{Addr: srv.addr, User: "root", Signer: client, KnownHosts: known, Booting: true}); err != nil {
 		t.Fatalf("WaitForSSH: %v", err)
 	}
 	if n := srv.acceptCount(); n != 3 {
@@ -266,9 +267,20 @@ func TestWaitForSSHGivesUpAtDeadline(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	err = WaitForSSH(ctx, addr, "root", newClientKey(t), filepath.Join(t.TempDir(), "kh"), nil)
-	if err == nil || errors.Is(err, ErrAuthRejected) || !strings.Contains(err.Error(), "did not answer") {
-		t.Errorf("WaitForSSH(nothing listening) = %v, want a 'did not answer' error", err)
+	err = WaitForSSH(ctx, Wait{Addr: addr, User: "root", Signer: newClientKey(t), KnownHosts: filepath.Join(t.TempDir(), "kh"), Booting: true})
+	var na *NotAnsweringError
+	if !errors.As(err, &na) || na.Kind != KindRefused || na.Attempts < 2 || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("WaitForSSH(nothing listening, booting) = %v, want a 'did not answer' error after retries, kind refused", err)
+	}
+
+	// A host that should already run is not waited on when it refuses.
+	start := time.Now()
+	err = WaitForSSH(context.Background(), Wait{Addr: addr, User: "root", Signer: newClientKey(t), KnownHosts: filepath.Join(t.TempDir(), "kh")})
+	if !errors.As(err, &na) || na.Kind != KindRefused || na.Attempts != 1 {
+		t.Errorf("WaitForSSH(nothing listening, not booting) = %v, want one refused attempt", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("WaitForSSH waited %s on a refusing host that is not booting", d)
 	}
 }
 

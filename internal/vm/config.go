@@ -7,11 +7,12 @@ package vm
 import (
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/clock-app/clock/internal/config"
 )
 
 // Accelerations accepted in Config.Accel.
@@ -87,7 +88,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.BaseImage, filepath.Join(c.StateDir, "vm", "debian12.img"))
 	def(&c.KeyPath, filepath.Join(c.StateDir, "ssh", "id_ed25519"))
 	c.Accel = strings.ToLower(c.Accel)
-	c.MAC = strings.ToLower(c.MAC)
+	if mac, err := config.NormalizeMAC(c.MAC); err == nil {
+		c.MAC = mac // Validate reports the bad ones
+	}
 	if c.MemoryMiB == 0 {
 		c.MemoryMiB = DefaultMemoryMiB
 	}
@@ -114,6 +117,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// maxTimeout caps every wait of the VM layer: longer is a hang, not a slow host.
+const maxTimeout = config.MaxBootTimeout
+
 // domainName is what libvirt and the file names below the state folder accept.
 var domainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
@@ -139,13 +145,11 @@ func (c Config) Validate() error {
 	if c.HostCPU && c.Accel == AccelTCG {
 		bad("host CPU passthrough needs KVM: drop it or use acceleration kvm/auto")
 	}
-	if hw, err := net.ParseMAC(c.MAC); err != nil || len(hw) != 6 {
-		bad("VM MAC address %q: use six hex pairs like %s", c.MAC, DefaultMAC)
-	} else if hw[0]&1 == 1 {
-		bad("VM MAC address %q is a multicast address: the first byte must be even (e.g. 52:54:00:...)", c.MAC)
+	if _, err := config.NormalizeMAC(c.MAC); err != nil {
+		bad("VM MAC address %q %v (CLOCK_VM_MAC)", c.MAC, err)
 	}
-	if c.URI == "" || !strings.Contains(c.URI, ":") {
-		bad("libvirt URI %q: use e.g. qemu:///system (CLOCK_LIBVIRT_URI)", c.URI)
+	if err := config.CheckLibvirtURI(c.URI); err != nil {
+		bad("libvirt URI %q: %v (CLOCK_LIBVIRT_URI)", c.URI, err)
 	}
 	if c.Network == "" || strings.ContainsAny(c.Network, " /'\"<>&") {
 		bad("libvirt network %q is not a network name", c.Network)
@@ -153,12 +157,15 @@ func (c Config) Validate() error {
 	if c.Machine == "" || strings.ContainsAny(c.Machine, " '\"<>&") {
 		bad("machine type %q is not a QEMU machine type (e.g. q35 or pc-q35-3.1)", c.Machine)
 	}
-	if c.User == "" {
-		bad("SSH user is empty: use root")
+	if err := config.CheckUser(c.User); err != nil {
+		bad("SSH user %q %v (CLOCK_VM_USER)", c.User, err)
 	}
-	for name, d := range map[string]time.Duration{"boot timeout": c.BootTimeout, "KVM probe timeout": c.KVMProbeTimeout, "shutdown timeout": c.ShutdownTimeout} {
-		if d < time.Second {
-			bad("%s %s is too short", name, d)
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"boot timeout", c.BootTimeout}, {"KVM probe timeout", c.KVMProbeTimeout}, {"shutdown timeout", c.ShutdownTimeout}} {
+		if err := config.CheckDuration(t.d, time.Second, maxTimeout); err != nil {
+			bad("%s %s %v", t.name, t.d, err)
 		}
 	}
 	return errors.Join(errs...)

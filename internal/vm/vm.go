@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/clock-app/clock/internal/sshx"
 )
 
@@ -66,6 +68,7 @@ func (v *VM) Up(ctx context.Context) (UpResult, error) {
 	}
 	res := UpResult{}
 	startedAt := begin
+	created := false // a fresh disk: its host keys are new, whatever is pinned for the address
 	switch state {
 	case StateRunning, StatePaused, "idle", "blocked":
 		if state == StatePaused {
@@ -76,7 +79,7 @@ func (v *VM) Up(ctx context.Context) (UpResult, error) {
 		v.cfg.Logf("VM %s is already running", v.cfg.Name)
 		v.warnIfDefinitionChanged(ctx)
 	case StateUndefined, StateShutOff, "crashed":
-		if err := v.ensureOverlay(ctx); err != nil {
+		if created, err = v.ensureOverlay(ctx); err != nil {
 			return res, err
 		}
 		res.Accel, startedAt, err = v.start(ctx)
@@ -87,7 +90,7 @@ func (v *VM) Up(ctx context.Context) (UpResult, error) {
 	default:
 		return res, fmt.Errorf("VM %s is %q: wait for it to settle, or run vm:down and vm:up", v.cfg.Name, state)
 	}
-	res.IP, res.LeaseAfter, res.SSHAfter, err = v.waitReady(ctx, startedAt, key)
+	res.IP, res.LeaseAfter, res.SSHAfter, err = v.waitReady(ctx, startedAt, key, created)
 	return res, err
 }
 
@@ -126,36 +129,40 @@ func checkBaseImage(path string) error {
 }
 
 // ensureOverlay creates the VM's qcow2 overlay on the base image, or checks that the
-// existing one still fits the base.
-func (v *VM) ensureOverlay(ctx context.Context) error {
+// existing one still fits the base. It reports whether it created the overlay.
+func (v *VM) ensureOverlay(ctx context.Context) (created bool, err error) {
 	overlay, base := v.cfg.overlayPath(), v.cfg.BaseImage
 	if err := os.MkdirAll(v.cfg.vmDir(), 0o755); err != nil {
-		return err
+		return false, err
 	}
 	ov, err := os.Stat(overlay)
 	if err == nil {
 		b, err := os.Stat(base)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if b.ModTime().After(ov.ModTime()) {
-			return fmt.Errorf("base image %s was rebuilt after the VM's disk %s was last used: the overlay no longer fits it; run mage vm:destroy (drops the VM's disk) and vm:up", base, overlay)
+			return false, fmt.Errorf("base image %s was rebuilt after the VM's disk %s was last used: the overlay no longer fits it; run mage vm:destroy (drops the VM's disk) and vm:up", base, overlay)
 		}
-		return nil
+		return false, protectVMFile(overlay)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return false, err
 	}
 	v.cfg.Logf("creating the VM disk %s on %s", overlay, base)
 	cmd := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(overlay)
 		if errors.Is(err, exec.ErrNotFound) {
-			return errors.New("qemu-img not found: install qemu-utils (apt-get install -y qemu-utils)")
+			return false, errors.New("qemu-img not found: install qemu-utils (apt-get install -y qemu-utils)")
 		}
-		return fmt.Errorf("qemu-img create %s: %w: %s", overlay, err, bytes.TrimSpace(out))
+		return false, fmt.Errorf("qemu-img create %s: %w: %s", overlay, err, bytes.TrimSpace(out))
 	}
-	return nil
+	if err := protectVMFile(overlay); err != nil {
+		os.Remove(overlay)
+		return false, err
+	}
+	return true, nil
 }
 
 // start defines the domain as needed and starts it following the acceleration plan. It
@@ -188,7 +195,13 @@ func (v *VM) start(ctx context.Context) (accel string, startedAt time.Time, err 
 	if err == nil {
 		return plan.Accel, startedAt, nil
 	}
-	if plan.Accel != AccelKVM || !plan.Fallback || ctx.Err() != nil {
+	if plan.Accel == AccelKVM && ctx.Err() != nil {
+		// Interrupted while the guest is on probation: a half-probed guest is not left
+		// running for the next run to take as a good start.
+		v.destroyQuietly(ctx)
+		return "", time.Time{}, fmt.Errorf("VM %s: interrupted during the KVM probe (the guest was stopped): %w", v.cfg.Name, err)
+	}
+	if plan.Accel != AccelKVM || !plan.Fallback {
 		if plan.Accel == AccelKVM {
 			v.destroyQuietly(ctx)
 			return "", time.Time{}, fmt.Errorf("KVM did not boot VM %s: %w; this host's KVM cannot run the guest (nested virtualisation?): use CLOCK_VM_ACCEL=tcg or auto", v.cfg.Name, err)
@@ -227,6 +240,10 @@ func (v *VM) defineAndStart(ctx context.Context, accel string) error {
 			hint = "the QEMU user cannot read the disk or its folder: make " + v.cfg.StateDir + " and its parents world-searchable (chmod o+x) or run libvirt's QEMU as root"
 		}
 		return fmt.Errorf("start VM %s: %w; %s", v.cfg.Name, err, hint)
+	}
+	// virtlogd makes the log afresh at each start; it shows the boot to whoever can read it.
+	if err := protectFile(v.cfg.consoleLogPath(), -1); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		v.cfg.Logf("the console log stays readable by others: %v", err)
 	}
 	return nil
 }
@@ -299,7 +316,7 @@ const sshRecheck = 10 * time.Second
 // waitReady waits for the lease and then the SSH login, both within BootTimeout of
 // startedAt. It follows the newest lease of the MAC, so an address that changes mid-boot
 // is picked up.
-func (v *VM) waitReady(ctx context.Context, startedAt time.Time, key *sshx.Key) (ip string, leaseAfter, sshAfter time.Duration, err error) {
+func (v *VM) waitReady(ctx context.Context, startedAt time.Time, key *sshx.Key, created bool) (ip string, leaseAfter, sshAfter time.Duration, err error) {
 	ctx, cancel := context.WithDeadline(ctx, startedAt.Add(v.cfg.BootTimeout))
 	defer cancel()
 	ip, err = v.waitLease(ctx, startedAt)
@@ -313,15 +330,18 @@ func (v *VM) waitReady(ctx context.Context, startedAt time.Time, key *sshx.Key) 
 	}
 	for {
 		try, cancelTry := context.WithTimeout(ctx, sshRecheck)
-		err = sshx.WaitForSSH(try, ip, v.cfg.User, key.Signer, v.cfg.KnownHostsPath(), progress)
+		err = sshx.WaitForSSH(try, sshx.Wait{
+			Addr: ip, User: v.cfg.User, Signer: key.Signer, KnownHosts: v.cfg.KnownHostsPath(),
+			JustCreated: created, Booting: true, ConsoleKeys: v.consoleKeys, Progress: progress,
+		})
 		cancelTry()
 		switch {
 		case err == nil:
 			return ip, leaseAfter, v.now().Sub(startedAt), nil
-		case errors.Is(err, sshx.ErrAuthRejected):
+		case errors.Is(err, sshx.ErrAuthRejected), errors.Is(err, sshx.ErrHostKeyChanged):
 			return ip, leaseAfter, 0, err
 		case ctx.Err() != nil:
-			return ip, leaseAfter, 0, v.withConsoleTail(fmt.Errorf("VM %s: %w", v.cfg.Name, err))
+			return ip, leaseAfter, 0, v.withConsoleTail(fmt.Errorf("VM %s: %w: %s", v.cfg.Name, err, sshHint(err, v.cfg.consoleLogPath())))
 		}
 		if newIP, err := v.IP(ctx); err == nil && newIP != ip {
 			leaseAfter = v.now().Sub(startedAt)
@@ -352,6 +372,26 @@ func (v *VM) waitLease(ctx context.Context, startedAt time.Time) (string, error)
 		case <-tick.C:
 		}
 	}
+}
+
+// consoleKeys returns the SSH host keys the guest printed on its serial console this run
+// (libvirt truncates the log at each start); none when unreadable or a classic image.
+func (v *VM) consoleKeys() []ssh.PublicKey {
+	data, err := os.ReadFile(v.cfg.consoleLogPath())
+	if err != nil {
+		return nil
+	}
+	return sshx.ConsoleHostKeys(data)
+}
+
+// sshHint says what to look at when the guest's SSH did not let us in, by what failed.
+func sshHint(err error, consoleLog string) string {
+	var na *sshx.NotAnsweringError
+	if errors.As(err, &na) && na.Kind == sshx.KindNotConsoleKey {
+		return "another machine answers at that address with a host key the VM did not print on its console (" + consoleLog +
+			"): check `virsh net-dhcp-leases` for a stale lease of the MAC and who holds that address"
+	}
+	return "check the VM's serial console log " + consoleLog + " (did it boot, get an address, start sshd?)"
 }
 
 // withConsoleTail appends the end of the serial console log to a boot failure.
@@ -484,9 +524,15 @@ func (v *VM) Destroy(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// destroyQuietly stops the domain during a fallback; errors only matter if the next start
-// fails, which reports its own.
+// destroyTimeout bounds stopping a guest after an interruption.
+const destroyTimeout = 30 * time.Second
+
+// destroyQuietly stops the domain during a fallback or after an interruption; errors only
+// matter if the next start fails, which reports its own. It runs on a context of its own:
+// the caller's may be the one that was just cancelled.
 func (v *VM) destroyQuietly(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
+	defer cancel()
 	if _, err := v.virsh(ctx, "destroy", v.cfg.Name); err != nil && !stderrContains(err, "not running") {
 		v.cfg.Logf("stopping VM %s: %v", v.cfg.Name, err)
 	}

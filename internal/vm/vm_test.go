@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clock-app/clock/internal/sshx"
 )
 
 const templatePath = "../../deploy/libvirt/domain.xml.tmpl"
@@ -301,6 +305,10 @@ func TestValidate(t *testing.T) {
 		{"bad URI", func(c *Config) { c.URI = "system" }, "CLOCK_LIBVIRT_URI"},
 		{"bad network", func(c *Config) { c.Network = "a b" }, "network"},
 		{"short boot timeout", func(c *Config) { c.BootTimeout = time.Millisecond }, "boot timeout"},
+		{"endless boot timeout", func(c *Config) { c.BootTimeout = 48 * time.Hour }, "boot timeout 48h0m0s must be between"},
+		{"endless shutdown timeout", func(c *Config) { c.ShutdownTimeout = 24 * time.Hour }, "shutdown timeout"},
+		{"ext transport", func(c *Config) { c.URI = "qemu+ext:///system?command=/bin/sh" }, "ext transport"},
+		{"user with option", func(c *Config) { c.User = "-oProxyCommand=x" }, "CLOCK_VM_USER"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,7 +330,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestWithDefaults(t *testing.T) {
-	c := Config{StateDir: "rel/state", Accel: "TCG", MAC: "52:54:00:C0:E9:B1"}.WithDefaults()
+	c := Config{StateDir: "rel/state", Accel: "TCG", MAC: "52-54-00-C0-E9-B1"}.WithDefaults()
 	if !filepath.IsAbs(c.StateDir) || !strings.HasSuffix(c.BaseImage, "rel/state/vm/debian12.img") || !strings.HasSuffix(c.KeyPath, "rel/state/ssh/id_ed25519") {
 		t.Errorf("paths not derived from the state folder or not absolute: %+v", c)
 	}
@@ -417,11 +425,17 @@ type fakeLibvirt struct {
 	console  string // console log path
 	kvmBoots bool   // whether a start under KVM writes the kernel banner
 	leases   string
+	onStart  func() // runs after a start, e.g. to cancel the caller's context
 }
 
-func (f *fakeLibvirt) virsh(_ context.Context, args ...string) (string, error) {
+func (f *fakeLibvirt) virsh(ctx context.Context, args ...string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// As exec.CommandContext: a cancelled context runs nothing.
+	if err := ctx.Err(); err != nil {
+		f.calls = append(f.calls, args[0]+" (cancelled)")
+		return "", err
+	}
 	call := args[0]
 	noDomain := &virshError{args: args, err: errors.New("exit status 1"), stderr: "error: failed to get domain 'immfly-debian10'"}
 	switch args[0] {
@@ -458,7 +472,10 @@ func (f *fakeLibvirt) virsh(_ context.Context, args ...string) (string, error) {
 		if f.defined == "qemu" || f.kvmBoots {
 			banner += "[    0.000000] Linux version 6.1.0\r\n"
 		}
-		os.WriteFile(f.console, []byte(banner), 0o600)
+		os.WriteFile(f.console, []byte(banner), 0o644)
+		if f.onStart != nil {
+			defer f.onStart()
+		}
 	case "destroy":
 		if f.state == StateUndefined {
 			return "", noDomain
@@ -665,5 +682,108 @@ func TestConsoleTail(t *testing.T) {
 	os.WriteFile(log, []byte("a\r\n\x1b[0;32m  OK  \x1b[0m] Started ssh\r\nlogin: \r\n"), 0o600)
 	if got, want := ConsoleTail(log, 2), "  OK  ] Started ssh\nlogin: "; got != want {
 		t.Errorf("ConsoleTail = %q, want %q", got, want)
+	}
+}
+
+// TestStartInterruptedDuringKVMProbe is Ctrl-C while the guest is on probation: the guest
+// is destroyed (on a context of its own) and nothing is remembered about KVM.
+func TestStartInterruptedDuringKVMProbe(t *testing.T) {
+	v, f := newFakeVM(t, AccelAuto, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.onStart = cancel
+	_, _, err := v.start(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("start(interrupted) = %v, want an interruption error wrapping context.Canceled", err)
+	}
+	if f.state != StateShutOff {
+		t.Errorf("domain left %q after the interruption, want it destroyed (calls %v)", f.state, f.calls)
+	}
+	if rec, _ := readProbe(v.cfg.accelProbePath()); rec != nil {
+		t.Errorf("probe record %+v written after an interruption, want none", rec)
+	}
+}
+
+func TestStartMakesTheConsoleLogPrivate(t *testing.T) {
+	v, _ := newFakeVM(t, AccelTCG, false)
+	if _, _, err := v.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(v.cfg.consoleLogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("console log mode = %04o, want 0600", st.Mode().Perm())
+	}
+}
+
+func TestProtectFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		gid  int
+		want os.FileMode
+	}{{-1, 0o600}, {os.Getgid(), 0o660}} {
+		p := filepath.Join(dir, fmt.Sprintf("disk-%d", tt.gid))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := protectFile(p, tt.gid); err != nil {
+			t.Fatalf("protectFile(%d): %v", tt.gid, err)
+		}
+		st, _ := os.Stat(p)
+		if st.Mode().Perm() != tt.want {
+			t.Errorf("protectFile(gid %d) mode = %04o, want %04o", tt.gid, st.Mode().Perm(), tt.want)
+		}
+		if gid := int(st.Sys().(*syscall.Stat_t).Gid); tt.gid >= 0 && gid != tt.gid {
+			t.Errorf("protectFile(gid %d) group = %d", tt.gid, gid)
+		}
+	}
+}
+
+func TestEnsureOverlayIsPrivate(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	v, _ := newFakeVM(t, AccelTCG, false)
+	base := filepath.Join(t.TempDir(), "base.img")
+	if err := os.WriteFile(base, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v.cfg.BaseImage = base
+	created, err := v.ensureOverlay(context.Background())
+	if err != nil || !created {
+		t.Fatalf("ensureOverlay = %v, %v; want it created", created, err)
+	}
+	checkPrivate := func() {
+		t.Helper()
+		st, err := os.Stat(v.cfg.overlayPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := st.Mode().Perm(); perm&0o007 != 0 || perm&0o600 != 0o600 {
+			t.Errorf("overlay mode = %04o, want the owner's (and at most QEMU's group), none for others", perm)
+		}
+	}
+	checkPrivate()
+	// An overlay left readable by an older version is fixed on the next start.
+	os.Chmod(v.cfg.overlayPath(), 0o644)
+	if created, err := v.ensureOverlay(context.Background()); err != nil || created {
+		t.Fatalf("second ensureOverlay = %v, %v; want the existing one kept", created, err)
+	}
+	checkPrivate()
+}
+
+func TestSSHHint(t *testing.T) {
+	console := "/state/vm/immfly-debian10.console.log"
+	notConsole := &sshx.NotAnsweringError{Kind: sshx.KindNotConsoleKey, Err: sshx.ErrNotConsoleKey}
+	refused := &sshx.NotAnsweringError{Kind: sshx.KindRefused, Err: syscall.ECONNREFUSED}
+	if h := sshHint(notConsole, console); !strings.Contains(h, "another machine answers") || !strings.Contains(h, "net-dhcp-leases") {
+		t.Errorf("sshHint(not the console's key) = %q", h)
+	}
+	for _, err := range []error{refused, errors.New("x")} {
+		if h := sshHint(err, console); !strings.Contains(h, "serial console log "+console) {
+			t.Errorf("sshHint(%v) = %q, want the console log named", err, h)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package vmimage
 import (
 	"fmt"
 	"strings"
+
+	"github.com/clock-app/clock/internal/sshx"
 )
 
 // The files below are written into the image by the builder; they are pure functions of
@@ -87,10 +89,13 @@ UseDNS no
 
 // sshHostKeysDropIn replaces the ExecStartPre of Debian's ssh.service: the image ships
 // without host keys so that each VM makes its own on first boot, and sshd -t fails without
-// them.
+// them. At every start it prints the public key on the serial console, which vm:up reads
+// through libvirt's log: the key it pins comes from the VM itself, not from whatever
+// answers at the VM's address ($$ is systemd's escape for a shell's $).
 const sshHostKeysDropIn = `[Service]
 ExecStartPre=
 ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || exec /usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
+ExecStartPre=/bin/sh -c 'echo "` + sshx.ConsoleHostKeyMarker + `$$(cat /etc/ssh/ssh_host_ed25519_key.pub)" >/dev/console'
 ExecStartPre=/usr/sbin/sshd -t
 `
 

@@ -21,7 +21,8 @@ import (
 //	1: first recipe
 //	2: ed25519 host key only (faster first boot under TCG)
 //	3: DHCP client ID = MAC, so a re-created VM keeps its address
-const BuilderVersion = "3"
+//	4: the SSH host key printed on the serial console, for vm:up to pin
+const BuilderVersion = "4"
 
 // stamp records the inputs of a finished build next to the image (<image>.stamp).
 type stamp struct {

@@ -1,15 +1,19 @@
 package vmimage
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/clock-app/clock/internal/sshx"
 )
 
 const (
@@ -66,6 +70,12 @@ func TestSSHDConfigIsKeyOnly(t *testing.T) {
 	}
 	if !strings.Contains(sshHostKeysDropIn, "ExecStartPre=\n") || !strings.Contains(sshHostKeysDropIn, "ssh-keygen -q -t ed25519") {
 		t.Errorf("ssh.service drop-in does not regenerate host keys before sshd -t:\n%s", sshHostKeysDropIn)
+	}
+	// The key reaches the console as the line sshx.ConsoleHostKeys reads; systemd turns $$ into $.
+	want := `echo "` + sshx.ConsoleHostKeyMarker + `$$(cat /etc/ssh/ssh_host_ed25519_key.pub)" >/dev/console`
+	keygen := strings.Index(sshHostKeysDropIn, "ssh-keygen")
+	if i := strings.Index(sshHostKeysDropIn, want); i < keygen || keygen < 0 {
+		t.Errorf("ssh.service drop-in does not print the host key on the console after making it:\n%s", sshHostKeysDropIn)
 	}
 }
 
@@ -254,5 +264,46 @@ func TestConfigureWritesTree(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/systemd-networkd.service")); err != nil {
 		t.Errorf("systemd-networkd not enabled: %v", err)
+	}
+}
+
+// TestConsoleKeyLineRuns runs the drop-in's print line as systemd would (after its $$
+// unescaping) with the key and the console swapped for temp files, and reads the key back
+// the way vm:up does.
+func TestConsoleKeyLineRuns(t *testing.T) {
+	var line string
+	for _, l := range strings.Split(sshHostKeysDropIn, "\n") {
+		if strings.Contains(l, "/dev/console") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatal("no ExecStartPre prints to /dev/console")
+	}
+	dir := t.TempDir()
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath, console := filepath.Join(dir, "host.pub"), filepath.Join(dir, "console")
+	if err := os.WriteFile(pubPath, append(bytes.TrimSpace(ssh.MarshalAuthorizedKey(key)), " root@debian\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.TrimPrefix(line, "ExecStartPre=/bin/sh -c ")
+	script = strings.Trim(script, "'")
+	script = strings.ReplaceAll(script, "$$", "$")
+	script = strings.ReplaceAll(script, "/etc/ssh/ssh_host_ed25519_key.pub", pubPath)
+	script = strings.ReplaceAll(script, "/dev/console", console)
+	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("sh -c %q: %v: %s", script, err, out)
+	}
+	log, _ := os.ReadFile(console)
+	keys := sshx.ConsoleHostKeys(log)
+	if len(keys) != 1 || !bytes.Equal(keys[0].Marshal(), key.Marshal()) {
+		t.Errorf("the console got %q, want the host key on a %q line", log, sshx.ConsoleHostKeyMarker)
 	}
 }
