@@ -13,9 +13,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -225,6 +227,41 @@ type Daemon struct {
 	Up      func(ctx context.Context) bool
 	Command []string // started detached, logging to LogDir/<Name>.log, when there is no systemd
 	Ready   time.Duration
+	// Socket is the unix socket clients talk to it on; Access says who may use it. When
+	// Up fails but the socket refuses this user with a permission error, the daemon runs
+	// and starting another is the wrong fix.
+	Socket string
+	Access Access
+}
+
+// Access is how a user gets the right to a daemon's socket.
+type Access struct {
+	Group string // the group that owns the socket, e.g. docker
+}
+
+// DialSocket tries the unix socket at path; tests replace it.
+var DialSocket = func(path string) error {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// SocketDenied returns the error for a daemon whose socket refused this user (dialErr is
+// the connect's error), or nil when that is not why the daemon cannot be used: then it is
+// not running (no socket, or a stale one that refuses connections).
+func SocketDenied(d Daemon, dialErr error) error {
+	if d.Socket == "" || !(errors.Is(dialErr, syscall.EACCES) || errors.Is(dialErr, syscall.EPERM)) {
+		return nil
+	}
+	fix := "run as root"
+	if d.Access.Group != "" {
+		fix = fmt.Sprintf("add the user to the %s group (sudo usermod -aG %s $USER) and log in again (or run `newgrp %s`), or run as root",
+			d.Access.Group, d.Access.Group, d.Access.Group)
+	}
+	return fmt.Errorf("%s is running, but this user (uid %d) may not use its socket %s (permission denied): %s",
+		d.Name, os.Geteuid(), d.Socket, fix)
 }
 
 // Start brings d up if it is not: with systemctl under systemd, else as a detached process.
@@ -232,6 +269,11 @@ type Daemon struct {
 func (e Env) Start(ctx context.Context, out io.Writer, d Daemon) error {
 	if d.Up(ctx) {
 		return nil
+	}
+	if d.Socket != "" {
+		if err := SocketDenied(d, DialSocket(d.Socket)); err != nil {
+			return err
+		}
 	}
 	sudo, err := e.privilege(ctx)
 	if err != nil {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -145,5 +148,82 @@ func TestNetworkActive(t *testing.T) {
 	}
 	if NetworkActive(strings.Replace(info, "Active:         yes", "Active:         no", 1)) {
 		t.Error("NetworkActive = true for an inactive network")
+	}
+}
+
+func TestSocketDenied(t *testing.T) {
+	d := dockerd()
+	d.Socket = "/var/run/docker.sock"
+	sysErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "unix", Err: &os.SyscallError{Syscall: "connect", Err: errno}}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want []string // nil: not a permission problem
+	}{
+		{"permission denied", sysErr(syscall.EACCES), []string{"dockerd is running", "/var/run/docker.sock", "permission denied", "docker group", "usermod -aG docker", "log in again", "root"}},
+		{"operation not permitted", sysErr(syscall.EPERM), []string{"docker group"}},
+		{"no socket", sysErr(syscall.ENOENT), nil},
+		{"stale socket", sysErr(syscall.ECONNREFUSED), nil},
+		{"reachable", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := SocketDenied(d, tt.err)
+			if tt.want == nil {
+				if err != nil {
+					t.Errorf("SocketDenied(%v) = %v, want nil (dockerd is simply not running)", tt.err, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("SocketDenied(%v) = nil, want an error", tt.err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("SocketDenied = %q, want it to contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "sudo dockerd") {
+				t.Errorf("SocketDenied = %q suggests starting a second daemon", err)
+			}
+		})
+	}
+	lv := libvirtd("qemu:///system")
+	if err := SocketDenied(lv, sysErr(syscall.EACCES)); err == nil || !strings.Contains(err.Error(), "libvirt group") {
+		t.Errorf("SocketDenied(libvirtd) = %v, want the libvirt group named", err)
+	}
+	if s := libvirtd("qemu:///session").Socket; s != "" {
+		t.Errorf("a session URI checks the system socket %q", s)
+	}
+}
+
+func TestDockerSocket(t *testing.T) {
+	for in, want := range map[string]string{"": "/var/run/docker.sock", "unix:///run/user/1000/docker.sock": "/run/user/1000/docker.sock", "tcp://10.0.0.1:2376": ""} {
+		if got := dockerSocket(in); got != want {
+			t.Errorf("dockerSocket(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestStartDoesNotStartASecondDaemon is a user outside the docker group on a host where
+// dockerd runs: the socket's permission is named, and nothing is started.
+func TestStartDoesNotStartASecondDaemon(t *testing.T) {
+	e, ran := fakeEnv(t, 1000, debian, "sudo", "dockerd")
+	old := DialSocket
+	DialSocket = func(string) error {
+		return &net.OpError{Op: "dial", Net: "unix", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EACCES}}
+	}
+	t.Cleanup(func() { DialSocket = old })
+	d := dockerd()
+	d.Up = func(context.Context) bool { return false }
+	d.Socket = "/var/run/docker.sock"
+	err := e.Start(context.Background(), io.Discard, d)
+	if err == nil || !strings.Contains(err.Error(), "docker group") {
+		t.Errorf("Start = %v, want the docker group named", err)
+	}
+	if len(*ran) != 0 {
+		t.Errorf("ran %q, want nothing (dockerd already runs)", *ran)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -84,7 +85,30 @@ func dockerd() Daemon {
 		},
 		Command: []string{"dockerd"},
 		Ready:   60 * time.Second,
+		Socket:  dockerSocket(os.Getenv("DOCKER_HOST")),
+		Access:  Access{Group: "docker"},
 	}
+}
+
+// dockerSocket is the socket the docker CLI talks to for DOCKER_HOST, or "" when that is
+// not a local socket.
+func dockerSocket(dockerHost string) string {
+	switch {
+	case dockerHost == "":
+		return "/var/run/docker.sock"
+	case strings.HasPrefix(dockerHost, "unix://"):
+		return strings.TrimPrefix(dockerHost, "unix://")
+	}
+	return ""
+}
+
+// libvirtSocket is the socket of the system libvirtd, the one qemu:///system reaches; a
+// session URI is the user's own daemon, which no group guards.
+func libvirtSocket(uri string) string {
+	if strings.HasSuffix(uri, "/system") && (strings.HasPrefix(uri, "qemu:") || strings.HasPrefix(uri, "qemu+unix:")) {
+		return "/var/run/libvirt/libvirt-sock"
+	}
+	return ""
 }
 
 func virtlogd() Daemon {
@@ -104,6 +128,8 @@ func libvirtd(uri string) Daemon {
 		Up:      func(ctx context.Context) bool { return quiet(ctx, "virsh", "--connect", uri, "version") },
 		Command: []string{"libvirtd"},
 		Ready:   30 * time.Second,
+		Socket:  libvirtSocket(uri),
+		Access:  Access{Group: "libvirt"},
 	}
 }
 

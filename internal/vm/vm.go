@@ -97,7 +97,7 @@ func (v *VM) Up(ctx context.Context) (UpResult, error) {
 // preflight checks what Up needs before changing anything, each failure naming the fix.
 func (v *VM) preflight(ctx context.Context) error {
 	if _, err := v.virsh(ctx, "uri"); err != nil {
-		return fmt.Errorf("cannot reach libvirt at %s: start the daemons (virtlogd -d; libvirtd -d — or systemctl start libvirtd) and check the URI (CLOCK_LIBVIRT_URI): %w", v.cfg.URI, err)
+		return libvirtUnreachable(v.cfg.URI, err)
 	}
 	out, err := v.virsh(ctx, "net-info", v.cfg.Network)
 	if err != nil {
@@ -107,6 +107,16 @@ func (v *VM) preflight(ctx context.Context) error {
 		return fmt.Errorf("libvirt network %q is not active: start it with virsh --connect %s net-start %s", v.cfg.Network, v.cfg.URI, v.cfg.Network)
 	}
 	return checkBaseImage(v.cfg.BaseImage)
+}
+
+// libvirtUnreachable explains a failed connection to libvirt by its cause: a socket this
+// user may not use is a missing group, not a stopped daemon.
+func libvirtUnreachable(uri string, err error) error {
+	if stderrContains(err, "Permission denied", "authentication failed", "access denied") {
+		return fmt.Errorf("libvirt at %s refuses this user (uid %d): add the user to the libvirt group (sudo usermod -aG libvirt $USER) and log in again, or run as root: %w",
+			uri, os.Geteuid(), err)
+	}
+	return fmt.Errorf("cannot reach libvirt at %s: start the daemons (virtlogd -d; libvirtd -d — or systemctl start libvirtd, or run go run mage.go setup) and check the URI (CLOCK_LIBVIRT_URI): %w", uri, err)
 }
 
 func checkBaseImage(path string) error {

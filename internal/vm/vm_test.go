@@ -787,3 +787,16 @@ func TestSSHHint(t *testing.T) {
 		}
 	}
 }
+
+func TestLibvirtUnreachable(t *testing.T) {
+	denied := &virshError{args: []string{"uri"}, err: errors.New("exit status 1"),
+		stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied"}
+	down := &virshError{args: []string{"uri"}, err: errors.New("exit status 1"),
+		stderr: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory"}
+	if err := libvirtUnreachable("qemu:///system", denied); !strings.Contains(err.Error(), "libvirt group") || strings.Contains(err.Error(), "start the daemons") {
+		t.Errorf("libvirtUnreachable(permission denied) = %v, want the libvirt group and no daemon start", err)
+	}
+	if err := libvirtUnreachable("qemu:///system", down); !strings.Contains(err.Error(), "start the daemons") || strings.Contains(err.Error(), "group") {
+		t.Errorf("libvirtUnreachable(no socket) = %v, want the daemons started", err)
+	}
+}
