@@ -25,10 +25,10 @@ all:
     clock:
       hosts:
         clock-vm:
-          ansible_host: "192.168.122.10"
+          ansible_host: !unsafe "192.168.122.10"
           ansible_port: 22
-          ansible_user: "root"
-          ansible_ssh_common_args: "-o UserKnownHostsFile=/known_hosts -o StrictHostKeyChecking=yes"
+          ansible_user: !unsafe "root"
+          ansible_ssh_common_args: !unsafe "-o UserKnownHostsFile=/known_hosts -o StrictHostKeyChecking=yes"
 `,
 		},
 		{
@@ -41,10 +41,10 @@ all:
     clock:
       hosts:
         local-qemu:
-          ansible_host: "127.0.0.1"
+          ansible_host: !unsafe "127.0.0.1"
           ansible_port: 2222
-          ansible_user: "deploy"
-          ansible_ssh_common_args: "-o UserKnownHostsFile=/known_hosts -o StrictHostKeyChecking=yes"
+          ansible_user: !unsafe "deploy"
+          ansible_ssh_common_args: !unsafe "-o UserKnownHostsFile=/known_hosts -o StrictHostKeyChecking=yes"
           ansible_become: true
 `,
 		},
@@ -58,10 +58,10 @@ all:
     clock:
       hosts:
         clock-vm:
-          ansible_host: "evil\": x"
+          ansible_host: !unsafe "evil\": x"
           ansible_port: 22
-          ansible_user: "root"
-          ansible_ssh_common_args: "-o UserKnownHostsFile=/known_hosts -o StrictHostKeyChecking=yes"
+          ansible_user: !unsafe "root"
+          ansible_ssh_common_args: !unsafe "-o UserKnownHostsFile=/known_hosts -o StrictHostKeyChecking=yes"
 `,
 		},
 	}
@@ -108,7 +108,7 @@ func TestWriteInventory(t *testing.T) {
 		t.Errorf("mode = %04o, want 0644 (the runner's user must read it)", got)
 	}
 	data, _ := os.ReadFile(path)
-	if !strings.Contains(string(data), `ansible_host: "10.0.0.5"`) {
+	if !strings.Contains(string(data), `ansible_host: !unsafe "10.0.0.5"`) {
 		t.Errorf("inventory lacks the host:\n%s", data)
 	}
 }

@@ -343,6 +343,12 @@ func (w stepWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// agent serves the deploy key to the runner for one playbook run: list and sign only, on
+// a socket only the runner's user may use.
+func (d *Deployer) agent() (socket string, stop func() error, err error) {
+	return sshx.AgentConfig{ClientUID: ansible.RunnerUID}.StartFromFile(d.keyPath())
+}
+
 // runner is the Ansible runner for this deploy, with the agent socket that holds the key.
 func (d *Deployer) runner(image, socket string, step *progress.Step) ansible.Runner {
 	return ansible.Runner{
@@ -422,7 +428,7 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 
 	err := timed("ansible", func() error {
 		step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)
-		socket, stop, err := sshx.StartAgentFromFile(d.keyPath())
+		socket, stop, err := d.agent()
 		if err != nil {
 			return step.Fail(err)
 		}
@@ -501,7 +507,7 @@ func (d *Deployer) Stop(ctx context.Context) (ansible.Recap, error) {
 		return nil, err
 	}
 	step := progress.Start(d.out(), "ansible: stop.yml on "+t.Addr)
-	socket, stop, err := sshx.StartAgentFromFile(d.keyPath())
+	socket, stop, err := d.agent()
 	if err != nil {
 		return nil, step.Fail(err)
 	}
