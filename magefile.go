@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/magefile/mage/mg"
@@ -35,6 +37,21 @@ var (
 
 func init() {
 	cfg, cfgErr = config.Load()
+	termAsInterrupt()
+}
+
+// termAsInterrupt makes SIGTERM (a CI timeout, kill, systemd) do what Ctrl-C does: mage
+// cancels the targets' context on SIGINT only, and SIGTERM would otherwise end the process
+// with no cleanup at all (a mounted image, a VM on probation, a runner container). A
+// second one forces the exit, like a second Ctrl-C.
+func termAsInterrupt() {
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		for range term {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+		}
+	}()
 }
 
 func knobs() (config.Config, error) {

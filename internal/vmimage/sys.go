@@ -66,13 +66,28 @@ func run(ctx context.Context, stdin io.Reader, name string, args ...string) erro
 	return err
 }
 
-// runTo runs a command with its output going to w, reporting w's tail when it fails.
-func runTo(ctx context.Context, w *lastLine, name string, args ...string) error {
+// stopGrace is how long a cancelled mmdebstrap gets to undo its own mounts before it is
+// killed: mage gives a cancelled target five seconds in all, and our own release follows.
+const stopGrace = 3 * time.Second
+
+// runGroupTo runs a long command with its output going to w, reporting w's tail when it
+// fails. The command and everything it starts (apt, dpkg and the maintainer scripts in the
+// chroot) form their own process group: on cancellation the group gets SIGTERM, which
+// mmdebstrap answers by unmounting what it mounted, and whatever is left of the group is
+// killed before this returns, so nothing keeps the image busy. Should mage itself die, the
+// kernel sends the command SIGTERM (Pdeathsig; Go starts commands from threads it keeps).
+func runGroupTo(ctx context.Context, w *lastLine, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout = w
 	cmd.Stderr = w
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = stopGrace
+	err := cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // ESRCH once the group is gone
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -177,12 +192,11 @@ func waitForPath(ctx context.Context, path string, limit time.Duration) error {
 	}
 }
 
-// mount is a filesystem mounted on a fresh temp directory.
+// mount is a filesystem mounted on the image's work folder (workDir).
 type mount struct{ dir string }
 
-func mountAt(ctx context.Context, dev string) (*mount, error) {
-	dir, err := os.MkdirTemp("", "vmimage-root-")
-	if err != nil {
+func mountAt(ctx context.Context, dev, dir string) (*mount, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
 	if err := run(ctx, nil, "mount", dev, dir); err != nil {
@@ -192,14 +206,14 @@ func mountAt(ctx context.Context, dev string) (*mount, error) {
 	return &mount{dir: dir}, nil
 }
 
-// unmount unmounts the tree (-R: also anything a failed step left mounted below it).
+// unmount unmounts the tree innermost first, including whatever an interrupted step
+// (mmdebstrap's proc, sys, dev/pts, dev/shm) left mounted below it, and removes the folder.
 func (m *mount) unmount() error {
-	ctx, cancel := cleanupCtx()
-	defer cancel()
-	if err := run(ctx, nil, "umount", "-R", m.dir); err != nil {
-		return fmt.Errorf("unmount %s (run umount -R %s by hand): %w", m.dir, m.dir, err)
+	l, err := mountedUnder(m.dir)
+	if err != nil {
+		return err
 	}
-	return os.Remove(m.dir)
+	return l.release()
 }
 
 // installGrub runs the image's own grub-install (grub-pc-bin) in a chroot that sees the

@@ -115,6 +115,7 @@ func Build(ctx context.Context, o Options) (built bool, err error) {
 	if ok, err := upToDate(o); err != nil || ok {
 		if ok {
 			o.Logf("image %s is up to date (same suite, packages and key): skipping the build", o.Output)
+			err = sweepIfAny(ctx, o)
 		}
 		return false, err
 	}
@@ -129,9 +130,12 @@ func Build(ctx context.Context, o Options) (built bool, err error) {
 		return false, err
 	}
 	defer unlock()
+	if err := sweep(ctx, o); err != nil {
+		return false, err
+	}
 
 	start := time.Now()
-	tmp := o.Output + ".building"
+	tmp := buildingPath(o.Output)
 	defer os.Remove(tmp) // no-op once renamed
 	if err := buildInto(ctx, tmp, o, start); err != nil {
 		return false, fmt.Errorf("vmimage: build %s: %w", o.Output, err)
@@ -146,6 +150,39 @@ func Build(ctx context.Context, o Options) (built bool, err error) {
 	}
 	o.Logf("[%3.0fs] image ready: %s", time.Since(start).Seconds(), o.Output)
 	return true, nil
+}
+
+// sweepIfAny releases what an unfinished build of the image left, when there is anything:
+// a later build with other settings may have been interrupted while this one's image
+// stayed valid. Releasing needs root; without it the error says what to run.
+func sweepIfAny(ctx context.Context, o Options) error {
+	l, err := readLeftovers(ctx, o.Output)
+	if err != nil || l.empty() {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("vmimage: an interrupted build of %s left %s: run the image target as root once to release them", o.Output, l)
+	}
+	unlock, err := lockFile(o.Output + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return sweep(ctx, o)
+}
+
+// sweep releases the leftovers of an unfinished build of the image; the caller holds the
+// image's lock, so they cannot belong to a build that is still running.
+func sweep(ctx context.Context, o Options) error {
+	l, err := readLeftovers(ctx, o.Output)
+	if err != nil || l.empty() {
+		return err
+	}
+	o.Logf("releasing what an interrupted build left: %s", l)
+	if err := l.release(); err != nil {
+		return fmt.Errorf("vmimage: release what an interrupted build of %s left: %w", o.Output, err)
+	}
+	return nil
 }
 
 // buildInto runs the whole recipe against the file at path.
@@ -169,7 +206,7 @@ func buildInto(ctx context.Context, path string, o Options, start time.Time) (er
 	if err := run(ctx, nil, "mkfs.ext4", "-q", "-F", "-L", "root", "-U", rootUUID, disk.part); err != nil {
 		return err
 	}
-	mnt, err := mountAt(ctx, disk.part)
+	mnt, err := mountAt(ctx, disk.part, workDir(o.Output))
 	if err != nil {
 		return err
 	}
@@ -217,7 +254,7 @@ func bootstrap(ctx context.Context, dir string, o Options, step func(string, ...
 	var last lastLine
 	stop := heartbeat(20*time.Second, func() { step("mmdebstrap: %s", last.String()) })
 	defer stop()
-	return runTo(ctx, &last, "mmdebstrap", args...)
+	return runGroupTo(ctx, &last, "mmdebstrap", args...)
 }
 
 // heartbeat calls beat every interval until the returned stop is called.
