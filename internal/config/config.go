@@ -24,24 +24,24 @@ const Prefix = "CLOCK"
 // Config is the whole set of deploy knobs. The `desc` tags are what `mage config` and the
 // README print; keep them short and say what the default means.
 type Config struct {
-	StateDir string `envconfig:"STATE_DIR" default:".state" desc:"folder for generated keys, VM disks, known_hosts, image archives and logs (git-ignored)"`
+	StateDir string `envconfig:"STATE_DIR" default:".state" desc:"folder for generated keys, VM disks, known_hosts, image archives and logs (git-ignored); no ',', '=' or control characters, as it is bind-mounted into the runner"`
 	Version  string `envconfig:"VERSION" desc:"image tag to build and deploy (default: git describe --tags --always --dirty)"`
 
-	LibvirtURI  string        `envconfig:"LIBVIRT_URI" default:"qemu:///system" desc:"libvirt connection URI"`
+	LibvirtURI  string        `envconfig:"LIBVIRT_URI" default:"qemu:///system" desc:"libvirt connection URI of the QEMU driver (the ext transport and command= are refused: they run a program)"`
 	VMName      string        `envconfig:"VM_NAME" default:"immfly-debian10" desc:"libvirt domain name"`
 	VMMemoryMiB int           `envconfig:"VM_MEMORY" default:"1024" desc:"VM memory in MiB (256-65536)"`
 	VMVCPUs     int           `envconfig:"VM_VCPUS" default:"1" desc:"VM virtual CPUs (1-64)"`
 	VMAccel     string        `envconfig:"VM_ACCEL" default:"auto" desc:"auto (KVM where it boots a guest, else TCG), kvm or tcg"`
 	VMImage     string        `envconfig:"VM_IMAGE" desc:"your own raw disk image (e.g. debian10-ssh.img); empty: build Debian 12 with vm:image"`
 	VMKey       string        `envconfig:"VM_KEY" desc:"private key that logs into VM_IMAGE (required with it); empty: generated ed25519 key"`
-	VMMAC       string        `envconfig:"VM_MAC" default:"52:54:00:c0:e9:b1" desc:"MAC of the VM's NIC (the classic definition's; the DHCP lease is found by it)"`
-	VMUser      string        `envconfig:"VM_USER" default:"root" desc:"SSH user on the VM"`
-	VMBoot      time.Duration `envconfig:"VM_BOOT_TIMEOUT" default:"5m" desc:"how long vm:up waits for a DHCP lease and then for SSH"`
+	VMMAC       string        `envconfig:"VM_MAC" default:"52:54:00:c0:e9:b1" desc:"MAC of the VM's NIC (the classic definition's; the DHCP lease is found by it); unicast, ':' or '-', either case, used lower-case with ':'"`
+	VMUser      string        `envconfig:"VM_USER" default:"root" desc:"SSH user on the VM (a POSIX user name)"`
+	VMBoot      time.Duration `envconfig:"VM_BOOT_TIMEOUT" default:"5m" desc:"how long vm:up waits for a DHCP lease and then for SSH (30s to 1h)"`
 	VMSuite     string        `envconfig:"VM_SUITE" default:"bookworm" desc:"Debian suite that vm:image builds (bookworm or bullseye)"`
 
-	TargetHost string `envconfig:"TARGET_HOST" desc:"deploy to this running host instead of the local VM (skips vm:up)"`
-	TargetPort int    `envconfig:"TARGET_PORT" default:"22" desc:"SSH port of TARGET_HOST"`
-	TargetUser string `envconfig:"TARGET_USER" default:"root" desc:"SSH user of TARGET_HOST (root or passwordless sudo)"`
+	TargetHost string `envconfig:"TARGET_HOST" desc:"deploy to this running host (IP address or RFC 1123 host name) instead of the local VM (skips vm:up)"`
+	TargetPort int    `envconfig:"TARGET_PORT" default:"22" desc:"SSH port of TARGET_HOST (decimal: 010 is refused, not port 8)"`
+	TargetUser string `envconfig:"TARGET_USER" default:"root" desc:"SSH user of TARGET_HOST (root or passwordless sudo; a POSIX user name)"`
 	TargetKey  string `envconfig:"TARGET_KEY" desc:"private key for TARGET_HOST (required with it)"`
 
 	HTTPPort         int    `envconfig:"HTTP_PORT" default:"80" desc:"host port of clock-web on the target"`
