@@ -346,7 +346,20 @@ func (w stepWriter) Write(p []byte) (int, error) {
 // agent serves the deploy key to the runner for one playbook run: list and sign only, on
 // a socket only the runner's user may use.
 func (d *Deployer) agent() (socket string, stop func() error, err error) {
-	return sshx.AgentConfig{ClientUID: ansible.RunnerUID}.StartFromFile(d.keyPath())
+	// The project folder and the socket are bind-mounted too, and neither is a knob that
+	// config could check: the repository's path and TMPDIR.
+	if err := config.CheckMountPath(d.Root); err != nil {
+		return "", nil, fmt.Errorf("the repository's path %q %v (the runner mounts deploy/ansible from it)", d.Root, err)
+	}
+	socket, stop, err = sshx.AgentConfig{ClientUID: ansible.RunnerUID}.StartFromFile(d.keyPath())
+	if err != nil {
+		return "", nil, err
+	}
+	if err := config.CheckMountPath(socket); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("the agent socket %q %v: set TMPDIR to a folder without them", socket, err)
+	}
+	return socket, stop, nil
 }
 
 // runner is the Ansible runner for this deploy, with the agent socket that holds the key.

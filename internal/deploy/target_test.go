@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,5 +66,32 @@ func TestPinOnFirstContactRefused(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("pinOnFirstContact waited %s on a refusing host", took)
+	}
+}
+
+func TestAgentRefusesUnmountablePaths(t *testing.T) {
+	d := &Deployer{Cfg: testConfig(t), Root: "/srv/a,readonly=false"}
+	if _, err := d.key(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.agent(); err == nil || !strings.Contains(err.Error(), "repository's path") {
+		t.Errorf("agent() with a comma in the repo path = %v, want it refused", err)
+	}
+	d.Root = t.TempDir()
+	t.Setenv("TMPDIR", t.TempDir()+"/x=y")
+	if err := os.MkdirAll(os.Getenv("TMPDIR"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.agent(); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Errorf("agent() with '=' in TMPDIR = %v, want it refused naming TMPDIR", err)
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	socket, stop, err := d.agent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if !strings.HasPrefix(socket, os.Getenv("TMPDIR")) {
+		t.Errorf("socket %s is not under TMPDIR", socket)
 	}
 }

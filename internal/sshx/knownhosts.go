@@ -52,7 +52,7 @@ func ForgetHost(path, addr string) error {
 func HostKeyCallback(path string) (ssh.HostKeyCallback, error) {
 	check, err := knownhosts.New(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no known_hosts file at %s: bring the VM up first (vm:up pins its host key)", path)
+		return nil, fmt.Errorf("no known_hosts file at %s: nothing was pinned yet; vm:up pins the local VM's host key, deploy a CLOCK_TARGET_HOST's on first contact", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read known_hosts %s: %w", path, err)
@@ -65,7 +65,7 @@ func HostKeyCallback(path string) (ssh.HostKeyCallback, error) {
 				return fmt.Errorf("%w: %s now shows %s %s, %s pins another key: if the VM was re-created by hand, vm:destroy and vm:up make one whose key is pinned; for a target host, check it, then delete its line from that file; otherwise someone may be intercepting the connection",
 					ErrHostKeyChanged, hostname, key.Type(), ssh.FingerprintSHA256(key), path)
 			}
-			return fmt.Errorf("%w: %s is not in %s: run vm:up to pin its host key", ErrUnknownHost, hostname, path)
+			return fmt.Errorf("%w: %s is not in %s: vm:up pins the local VM's host key, deploy a CLOCK_TARGET_HOST's on first contact", ErrUnknownHost, hostname, path)
 		}
 		return err
 	}, nil
