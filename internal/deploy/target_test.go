@@ -64,6 +64,7 @@ func TestPinOnFirstContactRefused(t *testing.T) {
 	if !errors.As(err, &na) || !strings.Contains(err.Error(), "connection refused at "+addr) || strings.Contains(err.Error(), "console") {
 		t.Errorf("pinOnFirstContact(refused) = %v, want the refusal named with its fix", err)
 	}
+	t.Logf("the message: %v", err)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("pinOnFirstContact waited %s on a refusing host", took)
 	}

@@ -279,6 +279,9 @@ type NotAnsweringError struct {
 }
 
 func (e *NotAnsweringError) Error() string {
+	if e.Attempts <= 1 {
+		return fmt.Sprintf("SSH on %s did not answer (%s: %v)", e.Addr, e.Kind, e.Err)
+	}
 	return fmt.Sprintf("SSH on %s did not answer within %.0fs (%d attempts; last: %s: %v)",
 		e.Addr, e.Waited.Seconds(), e.Attempts, e.Kind, e.Err)
 }

@@ -154,7 +154,12 @@ func (v *VM) ensureOverlay(ctx context.Context) (created bool, err error) {
 		if b.ModTime().After(ov.ModTime()) {
 			return false, fmt.Errorf("base image %s was rebuilt after the VM's disk %s was last used: the overlay no longer fits it; run mage vm:destroy (drops the VM's disk) and vm:up", base, overlay)
 		}
-		return false, protectVMFile(overlay)
+		// One made by an older version may be readable by all; failing to fix that (a disk
+		// that libvirt handed to another owner) must not keep the VM from starting.
+		if err := protectVMFile(overlay); err != nil {
+			v.cfg.Logf("the VM disk stays readable by others: %v", err)
+		}
+		return false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return false, err
