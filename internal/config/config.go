@@ -111,7 +111,6 @@ const (
 	MaxBootTimeout = time.Hour
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Validate checks every knob and the combinations between them.
 func (c Config) Validate() error {
@@ -131,8 +130,8 @@ func (c Config) Validate() error {
 	if err := CheckLibvirtURI(c.LibvirtURI); err != nil {
 		bad("LIBVIRT_URI", c.LibvirtURI, err.Error())
 	}
-	if !nameRE.MatchString(c.VMName) {
-		bad("VM_NAME", c.VMName, "must be 1-64 letters, digits, '.', '_' or '-'")
+	if err := CheckDomainName(c.VMName); err != nil {
+		bad("VM_NAME", c.VMName, err.Error())
 	}
 	if c.VMMemoryMiB < 256 || c.VMMemoryMiB > 65536 {
 		bad("VM_MEMORY", strconv.Itoa(c.VMMemoryMiB), "must be between 256 and 65536 (MiB)")

@@ -121,6 +121,17 @@ func CheckMountPath(path string) error {
 	return nil
 }
 
+// domainNameRE is what libvirt and the file names below the state folder accept.
+var domainNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// CheckDomainName reports why name cannot be the VM's libvirt domain name.
+func CheckDomainName(name string) error {
+	if !domainNameRE.MatchString(name) {
+		return errors.New("must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return nil
+}
+
 // CheckDuration reports why d is outside [floor, ceiling].
 func CheckDuration(d, floor, ceiling time.Duration) error {
 	if d < floor || d > ceiling {

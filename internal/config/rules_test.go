@@ -206,3 +206,16 @@ func TestEffective(t *testing.T) {
 		t.Errorf("Effective did not show the bad value:\n%s", b.String())
 	}
 }
+
+func TestCheckDomainName(t *testing.T) {
+	for _, ok := range []string{"immfly-debian10", "clock.dev_1", "a", strings.Repeat("a", 63)} {
+		if err := CheckDomainName(ok); err != nil {
+			t.Errorf("CheckDomainName(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-vm", ".vm", "my vm", "../x", "vm/x", strings.Repeat("a", 64), "vm\n"} {
+		if err := CheckDomainName(bad); err == nil {
+			t.Errorf("CheckDomainName(%q) = nil, want an error", bad)
+		}
+	}
+}

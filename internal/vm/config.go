@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -120,16 +119,13 @@ func (c Config) WithDefaults() Config {
 // maxTimeout caps every wait of the VM layer: longer is a hang, not a slow host.
 const maxTimeout = config.MaxBootTimeout
 
-// domainName is what libvirt and the file names below the state folder accept.
-var domainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
 // Validate reports every setting that cannot work, each naming the value and the fix. Call
 // it on the result of WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if !domainName.MatchString(c.Name) {
-		bad("VM name %q: use 1-63 letters, digits, '.', '_' or '-' (CLOCK_VM_NAME)", c.Name)
+	if err := config.CheckDomainName(c.Name); err != nil {
+		bad("VM name %q %v (CLOCK_VM_NAME)", c.Name, err)
 	}
 	if c.MemoryMiB < 256 || c.MemoryMiB > 1<<20 {
 		bad("VM memory %d MiB: use 256 or more (CLOCK_VM_MEMORY, in MiB)", c.MemoryMiB)
