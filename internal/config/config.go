@@ -111,7 +111,6 @@ const (
 	MaxBootTimeout = time.Hour
 )
 
-
 // Validate checks every knob and the combinations between them.
 func (c Config) Validate() error {
 	var errs []error
