@@ -177,6 +177,9 @@ func (c Config) renderedXMLPath() string {
 }
 func (c Config) accelProbePath() string { return filepath.Join(c.vmDir(), "accel-probe.json") }
 
+// unpinnedPath marks a VM disk made by vm:up whose host key was not pinned yet.
+func (c Config) unpinnedPath() string { return filepath.Join(c.vmDir(), c.Name+".unpinned") }
+
 // KnownHostsPath is the known_hosts file the VM's host key is pinned in.
 func (c Config) KnownHostsPath() string { return filepath.Join(c.StateDir, "ssh", "known_hosts") }
 

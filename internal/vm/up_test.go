@@ -126,6 +126,9 @@ func TestUpHostKeyPolicy(t *testing.T) {
 	if got, _ := os.ReadFile(known); string(got) != sshx.HostKeyLine(net.JoinHostPort(ip, "22"), vmKey.PublicKey())+"\n" {
 		t.Errorf("known_hosts after creating the VM = %q, want only its key", got)
 	}
+	if _, err := os.Stat(v.cfg.unpinnedPath()); err == nil {
+		t.Error("the unpinned marker stayed after the key was pinned")
+	}
 
 	// Running now; something else answers with another key.
 	impostor := newSigner(t)
@@ -148,5 +151,52 @@ func TestUpHostKeyPolicy(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(known); !strings.Contains(string(got), line) {
 		t.Errorf("known_hosts = %q, want the console's key", got)
+	}
+}
+
+// TestUpAfterAnInterruptedCreate is vm:up interrupted after creating the VM and before
+// pinning its key: the next vm:up finds it running and may still pin the fresh disk's key.
+func TestUpAfterAnInterruptedCreate(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	ip := fmt.Sprintf("127.0.%d.%d", rand.IntN(200)+20, rand.IntN(250)+2)
+	v, f := newFakeVM(t, AccelTCG, false)
+	v.cfg.BootTimeout = 30 * time.Second
+	key, err := sshx.EnsureKey(filepath.Dir(v.cfg.KeyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(t.TempDir(), "base.img")
+	mbr := make([]byte, 1<<20)
+	mbr[510], mbr[511] = 0x55, 0xaa
+	if err := os.WriteFile(base, mbr, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v.cfg.BaseImage = base
+	f.leases = " Expiry Time  MAC address  Protocol  IP address  Hostname  Client ID\n---\n " +
+		time.Now().Add(time.Hour).Format("2006-01-02 15:04:05") + "   " + v.cfg.MAC + "   ipv4   " + ip + "/24   debian   -\n"
+	if err := sshx.PinHostKey(v.cfg.KnownHostsPath(), ip, newSigner(t).PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first vm:up is interrupted while it waits for SSH (nothing answers yet).
+	ctx, cancel := context.WithCancel(context.Background())
+	f.onStart = cancel
+	if _, err := v.Up(ctx); err == nil {
+		t.Fatal("Up(interrupted) = nil error")
+	}
+	if _, err := os.Stat(v.cfg.unpinnedPath()); err != nil {
+		t.Fatalf("no unpinned marker after an interrupted create: %v", err)
+	}
+
+	vmKey := newSigner(t)
+	serveSSH(t, net.JoinHostPort(ip, "22"), vmKey, key.Signer.PublicKey())
+	f.onStart = nil
+	if _, err := v.Up(context.Background()); err != nil {
+		t.Fatalf("Up(running VM made by the interrupted run) = %v, want its key pinned", err)
+	}
+	if got, _ := os.ReadFile(v.cfg.KnownHostsPath()); !strings.Contains(string(got), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(vmKey.PublicKey())))) {
+		t.Errorf("known_hosts = %q, want the VM's key", got)
 	}
 }

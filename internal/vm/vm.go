@@ -90,7 +90,15 @@ func (v *VM) Up(ctx context.Context) (UpResult, error) {
 	default:
 		return res, fmt.Errorf("VM %s is %q: wait for it to settle, or run vm:down and vm:up", v.cfg.Name, state)
 	}
+	// A run interrupted between creating the disk and pinning its key left the marker: the
+	// VM still has the fresh disk's keys, so this run may pin them.
+	if _, err := os.Stat(v.cfg.unpinnedPath()); err == nil {
+		created = true
+	}
 	res.IP, res.LeaseAfter, res.SSHAfter, err = v.waitReady(ctx, startedAt, key, created)
+	if err == nil {
+		os.Remove(v.cfg.unpinnedPath())
+	}
 	return res, err
 }
 
@@ -174,6 +182,11 @@ func (v *VM) ensureOverlay(ctx context.Context) (created bool, err error) {
 		return false, fmt.Errorf("qemu-img create %s: %w: %s", overlay, err, bytes.TrimSpace(out))
 	}
 	if err := protectVMFile(overlay); err != nil {
+		os.Remove(overlay)
+		return false, err
+	}
+	// Before anything can interrupt the first boot: its host key is new (see Up).
+	if err := os.WriteFile(v.cfg.unpinnedPath(), nil, 0o600); err != nil {
 		os.Remove(overlay)
 		return false, err
 	}
@@ -523,7 +536,7 @@ func (v *VM) Destroy(ctx context.Context) error {
 	if _, err := v.virsh(ctx, "undefine", v.cfg.Name); err != nil && !isNoDomain(err) {
 		errs = append(errs, fmt.Errorf("undefine VM %s: %w", v.cfg.Name, err))
 	}
-	for _, p := range []string{v.cfg.overlayPath(), v.cfg.renderedXMLPath()} {
+	for _, p := range []string{v.cfg.overlayPath(), v.cfg.renderedXMLPath(), v.cfg.unpinnedPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
