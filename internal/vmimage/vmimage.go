@@ -154,14 +154,16 @@ func Build(ctx context.Context, o Options) (built bool, err error) {
 
 // sweepIfAny releases what an unfinished build of the image left, when there is anything:
 // a later build with other settings may have been interrupted while this one's image
-// stayed valid. Releasing needs root; without it the error says what to run.
+// stayed valid. Releasing needs root; without it the finished image is still fine to use,
+// so it only says what to run.
 func sweepIfAny(ctx context.Context, o Options) error {
 	l, err := readLeftovers(ctx, o.Output)
 	if err != nil || l.empty() {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("vmimage: an interrupted build of %s left %s: run the image target as root once to release them", o.Output, l)
+		o.Logf("an interrupted build of %s left %s: run the image target as root once to release them", o.Output, l)
+		return nil
 	}
 	unlock, err := lockFile(o.Output + ".lock")
 	if err != nil {
