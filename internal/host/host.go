@@ -239,8 +239,8 @@ type Access struct {
 	Group string // the group that owns the socket, e.g. docker
 }
 
-// DialSocket tries the unix socket at path; tests replace it.
-var DialSocket = func(path string) error {
+// dialSocket tries the unix socket at path; tests replace it.
+var dialSocket = func(path string) error {
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err == nil {
 		c.Close()
@@ -248,10 +248,10 @@ var DialSocket = func(path string) error {
 	return err
 }
 
-// SocketDenied returns the error for a daemon whose socket refused this user (dialErr is
+// socketDenied returns the error for a daemon whose socket refused this user (dialErr is
 // the connect's error), or nil when that is not why the daemon cannot be used: then it is
 // not running (no socket, or a stale one that refuses connections).
-func SocketDenied(d Daemon, dialErr error) error {
+func socketDenied(d Daemon, dialErr error) error {
 	if d.Socket == "" || !(errors.Is(dialErr, syscall.EACCES) || errors.Is(dialErr, syscall.EPERM)) {
 		return nil
 	}
@@ -271,7 +271,7 @@ func (e Env) Start(ctx context.Context, out io.Writer, d Daemon) error {
 		return nil
 	}
 	if d.Socket != "" {
-		if err := SocketDenied(d, DialSocket(d.Socket)); err != nil {
+		if err := socketDenied(d, dialSocket(d.Socket)); err != nil {
 			return err
 		}
 	}

@@ -170,29 +170,29 @@ func TestSocketDenied(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := SocketDenied(d, tt.err)
+			err := socketDenied(d, tt.err)
 			if tt.want == nil {
 				if err != nil {
-					t.Errorf("SocketDenied(%v) = %v, want nil (dockerd is simply not running)", tt.err, err)
+					t.Errorf("socketDenied(%v) = %v, want nil (dockerd is simply not running)", tt.err, err)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("SocketDenied(%v) = nil, want an error", tt.err)
+				t.Fatalf("socketDenied(%v) = nil, want an error", tt.err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("SocketDenied = %q, want it to contain %q", err, w)
+					t.Errorf("socketDenied = %q, want it to contain %q", err, w)
 				}
 			}
 			if strings.Contains(err.Error(), "sudo dockerd") {
-				t.Errorf("SocketDenied = %q suggests starting a second daemon", err)
+				t.Errorf("socketDenied = %q suggests starting a second daemon", err)
 			}
 		})
 	}
 	lv := libvirtd("qemu:///system")
-	if err := SocketDenied(lv, sysErr(syscall.EACCES)); err == nil || !strings.Contains(err.Error(), "libvirt group") {
-		t.Errorf("SocketDenied(libvirtd) = %v, want the libvirt group named", err)
+	if err := socketDenied(lv, sysErr(syscall.EACCES)); err == nil || !strings.Contains(err.Error(), "libvirt group") {
+		t.Errorf("socketDenied(libvirtd) = %v, want the libvirt group named", err)
 	}
 	if s := libvirtd("qemu:///session").Socket; s != "" {
 		t.Errorf("a session URI checks the system socket %q", s)
@@ -211,11 +211,11 @@ func TestDockerSocket(t *testing.T) {
 // dockerd runs: the socket's permission is named, and nothing is started.
 func TestStartDoesNotStartASecondDaemon(t *testing.T) {
 	e, ran := fakeEnv(t, 1000, debian, "sudo", "dockerd")
-	old := DialSocket
-	DialSocket = func(string) error {
+	old := dialSocket
+	dialSocket = func(string) error {
 		return &net.OpError{Op: "dial", Net: "unix", Err: &os.SyscallError{Syscall: "connect", Err: syscall.EACCES}}
 	}
-	t.Cleanup(func() { DialSocket = old })
+	t.Cleanup(func() { dialSocket = old })
 	d := dockerd()
 	d.Up = func(context.Context) bool { return false }
 	d.Socket = "/var/run/docker.sock"

@@ -66,7 +66,7 @@ func (c AgentConfig) Start(keys ...any) (socket string, stop func() error, err e
 	served := signOnly{keyring.(agent.ExtendedAgent)}
 
 	// A sweep that fails only leaves litter: the new agent does not depend on it.
-	_, _ = SweepAgentDirs(os.TempDir(), time.Now())
+	_, _ = sweepAgentDirs(os.TempDir(), time.Now())
 	dir, err := os.MkdirTemp("", agentDirPrefix)
 	if err != nil {
 		return "", nil, fmt.Errorf("ssh-agent: %w", err)
@@ -155,11 +155,11 @@ func (signOnly) Extension(string, []byte) ([]byte, error) { return nil, agent.Er
 // fresh one may belong to an agent that is between making its folder and listening.
 const staleAfter = time.Minute
 
-// SweepAgentDirs removes the agent folders in tmp that this user's killed runs left: the
+// sweepAgentDirs removes the agent folders in tmp that this user's killed runs left: the
 // socket is there but nobody listens (a clean stop removes the whole folder), or there is
 // no socket and the folder is older than a minute. Folders of live agents, of other users
 // and anything else are kept. It returns what it removed.
-func SweepAgentDirs(tmp string, now time.Time) ([]string, error) {
+func sweepAgentDirs(tmp string, now time.Time) ([]string, error) {
 	dirs, err := filepath.Glob(filepath.Join(tmp, agentDirPrefix+"*"))
 	if err != nil {
 		return nil, err

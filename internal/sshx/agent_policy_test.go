@@ -147,13 +147,13 @@ func TestSweepAgentDirs(t *testing.T) {
 	fresh := mk(agentDirPrefix + "fresh")
 	other := mk("someone-else")
 
-	removed, err := SweepAgentDirs(tmp, time.Now())
+	removed, err := sweepAgentDirs(tmp, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(removed)
 	if want := []string{killed, old}; !slices.Equal(removed, want) {
-		t.Errorf("SweepAgentDirs removed %q, want %q", removed, want)
+		t.Errorf("sweepAgentDirs removed %q, want %q", removed, want)
 	}
 	for _, kept := range []string{live, fresh, other} {
 		if _, err := os.Stat(kept); err != nil {
