@@ -91,11 +91,12 @@ UseDNS no
 // without host keys so that each VM makes its own on first boot, and sshd -t fails without
 // them. At every start it prints the public key on the serial console, which vm:up reads
 // through libvirt's log: the key it pins comes from the VM itself, not from whatever
-// answers at the VM's address ($$ is systemd's escape for a shell's $).
+// answers at the VM's address ($$ is systemd's escape for a shell's $; the leading - keeps
+// sshd starting should the console be missing).
 const sshHostKeysDropIn = `[Service]
 ExecStartPre=
 ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || exec /usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
-ExecStartPre=/bin/sh -c 'echo "` + sshx.ConsoleHostKeyMarker + `$$(cat /etc/ssh/ssh_host_ed25519_key.pub)" >/dev/console'
+ExecStartPre=-/bin/sh -c 'echo "` + sshx.ConsoleHostKeyMarker + `$$(cat /etc/ssh/ssh_host_ed25519_key.pub)" >/dev/console'
 ExecStartPre=/usr/sbin/sshd -t
 `
 

@@ -293,7 +293,10 @@ func TestConsoleKeyLineRuns(t *testing.T) {
 	if err := os.WriteFile(pubPath, append(bytes.TrimSpace(ssh.MarshalAuthorizedKey(key)), " root@debian\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	script := strings.TrimPrefix(line, "ExecStartPre=/bin/sh -c ")
+	if !strings.HasPrefix(line, "ExecStartPre=-/bin/sh -c ") {
+		t.Errorf("the print line %q may fail ssh.service: want ExecStartPre=- so sshd starts anyway", line)
+	}
+	script := strings.TrimPrefix(line, "ExecStartPre=-/bin/sh -c ")
 	script = strings.Trim(script, "'")
 	script = strings.ReplaceAll(script, "$$", "$")
 	script = strings.ReplaceAll(script, "/etc/ssh/ssh_host_ed25519_key.pub", pubPath)
