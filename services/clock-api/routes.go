@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/clock-app/clock/services/internal/logjson"
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -94,9 +95,11 @@ func accessLog(logger *slog.Logger) middleware.RequestLoggerConfig {
 			// prints and which cost as much as encoding the line. The end
 			// time comes from values the middleware already measured.
 			r := slog.NewRecord(v.StartTime.Add(v.Latency), slog.LevelInfo, "request", 0)
+			// Method and path are the client's: bounded, one rule for
+			// both services (logjson.AddText).
+			logjson.AddText(&r, "method", v.Method)
+			logjson.AddText(&r, "path", v.URIPath)
 			r.AddAttrs(
-				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
 				slog.Int("status", v.Status),
 				slog.Duration("duration", v.Latency),
 				slog.String("remote", v.RemoteIP),
