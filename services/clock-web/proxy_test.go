@@ -155,7 +155,7 @@ func TestProxyUpstreamSlow(t *testing.T) {
 		t.Errorf("GET /clock with a slow API took %v, want about the 100ms proxy timeout", elapsed)
 	}
 	assertGenericError(t, rec.Body.String(), rec.Header(), up.URL, http.StatusGatewayTimeout)
-	mustContain(t, "log", logs.String(), "timeout awaiting response headers")
+	mustContain(t, "log", logs.String(), "no whole answer within CLOCK_WEB_PROXY_TIMEOUT (100ms)")
 }
 
 // assertGenericError checks that a proxy error tells the client nothing about the upstream.
