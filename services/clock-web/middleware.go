@@ -36,7 +36,7 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // statusRecorder remembers the status and size of a response for the access log. Unwrap
-// lets http.ResponseController (used by the reverse proxy to flush) reach the real writer.
+// lets http.ResponseController (deadlines, flushing) reach the real writer.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
