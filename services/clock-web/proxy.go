@@ -42,9 +42,9 @@ var (
 // about 20 bytes, and the rules below (no request body, no client header and no upstream
 // header crosses, only a capped 200 text/plain answer comes back) are most of what
 // ReverseProxy would otherwise do and then have undone. One RoundTrip and one capped read
-// into a pooled buffer cost a third fewer allocations than ReverseProxy did here
-// (BenchmarkClockProxy), and ReverseProxy's own errors went to the log package's stderr
-// as plain text.
+// into a pooled buffer cost a quarter fewer allocations than ReverseProxy did here
+// (BenchmarkClockProxy, fake upstream included: 96 to 73 a request, 7.8 to 6.0 KB), and
+// ReverseProxy's own errors went to the log package's stderr as plain text.
 type clockProxy struct {
 	transport *http.Transport
 	// get and head are the only requests ever sent: built once from the configuration,
