@@ -5,12 +5,13 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/clock-app/clock/services/internal/logjson"
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 // newRouter builds the whole HTTP surface: every route and middleware is here.
