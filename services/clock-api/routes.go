@@ -10,6 +10,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 // newRouter builds the whole HTTP surface: every route and middleware is here.
@@ -94,9 +96,11 @@ func accessLog(logger *slog.Logger) middleware.RequestLoggerConfig {
 			// prints and which cost as much as encoding the line. The end
 			// time comes from values the middleware already measured.
 			r := slog.NewRecord(v.StartTime.Add(v.Latency), slog.LevelInfo, "request", 0)
+			// Method and path are the client's: bounded, one rule for
+			// both services (logjson.AddText).
+			logjson.AddText(&r, "method", v.Method)
+			logjson.AddText(&r, "path", v.URIPath)
 			r.AddAttrs(
-				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
 				slog.Int("status", v.Status),
 				slog.Duration("duration", v.Latency),
 				slog.String("remote", v.RemoteIP),

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 // The security headers of every response. The page has no inline script or style, so the
@@ -34,7 +36,7 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // statusRecorder remembers the status and size of a response for the access log. Unwrap
-// lets http.ResponseController (used by the reverse proxy to flush) reach the real writer.
+// lets http.ResponseController (deadlines, flushing) reach the real writer.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -87,9 +89,11 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 		}
 		end := time.Now()
 		line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+		// Method and path are the client's: bounded, so a flood of long URLs cannot wipe
+		// the rotated log history. The remote address is the kernel's.
+		logjson.AddText(&line, "method", r.Method)
+		logjson.AddText(&line, "path", r.URL.Path)
 		line.AddAttrs(
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", end.Sub(start)),

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/clock-app/clock/services/internal/logjson"
 )
 
 func TestAccessLogLine(t *testing.T) {
@@ -53,5 +56,45 @@ func TestAccessLogOffAboveInfo(t *testing.T) {
 	}
 	if logs.Len() != 0 {
 		t.Errorf("log level warn still logs requests: %q", logs.String())
+	}
+}
+
+// TestAccessLogBounded: the client's method and path are cut to logjson.MaxTextLen with a
+// flag (the rule both services share), and the line stays one JSON object.
+func TestAccessLogBounded(t *testing.T) {
+	long := strings.Repeat("%41", 20<<10) // decodes to 20 KiB of "A"
+	for _, tc := range []struct {
+		name, method, target string
+		wantMethod, wantPath string
+		methodCut, pathCut   bool
+	}{
+		{"ordinary", "GET", "/app.js", "GET", "/app.js", false, false},
+		{"long path", "GET", "/" + long, "GET", "/" + strings.Repeat("A", logjson.MaxTextLen-1), false, true},
+		{"long method", "M" + strings.Repeat("X", 10<<10), "/", "M" + strings.Repeat("X", logjson.MaxTextLen-1), "/", true, false},
+		{"escaped path", "GET", "/%00" + long, "GET", "/\x00" + strings.Repeat("A", logjson.MaxTextLen-2), false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			h := newHandlerLogging(t, "http://127.0.0.1:1", nil, &logs)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tc.method, tc.target, nil))
+			var line struct {
+				Method, Path string
+				MethodCut    bool `json:"method_truncated"`
+				PathCut      bool `json:"path_truncated"`
+				Status       int
+			}
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+				t.Fatalf("access log is not one JSON line: %v (%.200q)", err, logs.String())
+			}
+			if line.Method != tc.wantMethod || line.Path != tc.wantPath || line.MethodCut != tc.methodCut ||
+				line.PathCut != tc.pathCut || line.Status == 0 {
+				t.Errorf("access line %.300q,\nwant method %.30q (cut %v), path %.30q (cut %v)",
+					logs.String(), tc.wantMethod, tc.methodCut, tc.wantPath, tc.pathCut)
+			}
+			// The worst case: both values at the limit, every byte escaped as \u00XX.
+			if max := 2*6*logjson.MaxTextLen + 256; logs.Len() > max {
+				t.Errorf("log line is %d bytes, want at most %d", logs.Len(), max)
+			}
+		})
 	}
 }

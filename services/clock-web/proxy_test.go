@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -155,7 +159,7 @@ func TestProxyUpstreamSlow(t *testing.T) {
 		t.Errorf("GET /clock with a slow API took %v, want about the 100ms proxy timeout", elapsed)
 	}
 	assertGenericError(t, rec.Body.String(), rec.Header(), up.URL, http.StatusGatewayTimeout)
-	mustContain(t, "log", logs.String(), "timeout awaiting response headers")
+	mustContain(t, "log", logs.String(), "no whole answer within CLOCK_WEB_PROXY_TIMEOUT (100ms)")
 }
 
 // assertGenericError checks that a proxy error tells the client nothing about the upstream.
@@ -176,5 +180,68 @@ func assertGenericError(tb testing.TB, body string, h http.Header, api string, s
 	}
 	if got := h.Get("Cache-Control"); got != "no-store" {
 		tb.Errorf("error Cache-Control %q, want no-store", got)
+	}
+}
+
+// TestProxyKeepsConnections: concurrent browsers share the kept-alive pool to the API, and
+// a refused answer (whose unread body must not be pooled) costs only its own connection.
+func TestProxyKeepsConnections(t *testing.T) {
+	var mu sync.Mutex
+	peers := map[string]bool{} // the proxy's side of each connection
+	conns := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(peers)
+	}
+	var bad atomic.Bool
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		peers[r.RemoteAddr] = true
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		if bad.Load() {
+			w.Write(bytes.Repeat([]byte("9"), 1<<16))
+			return
+		}
+		io.WriteString(w, upstreamBody)
+	})
+	h, _ := newTestHandler(t, up.URL, nil)
+
+	const browsers, each = 8, 25
+	var wg sync.WaitGroup
+	for range browsers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusOK || rec.Body.String() != upstreamBody {
+					t.Errorf("GET /clock: %d %q, want 200 %q", rec.Code, rec.Body.String(), upstreamBody)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// A request that finds the pool busy starts a dial, and may then take a connection that
+	// came free meanwhile; the dialled one joins the pool. So a few more than one each.
+	if n := conns(); n < 1 || n > 2*browsers {
+		t.Errorf("%d requests from %d browsers took %d connections to the API, want 1 to %d",
+			browsers*each, browsers, n, 2*browsers)
+	}
+
+	before := conns()
+	bad.Store(true)
+	if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusBadGateway {
+		t.Fatalf("GET /clock with a 64 KiB body: %d, want 502", rec.Code)
+	}
+	bad.Store(false)
+	for range 3 {
+		if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusOK {
+			t.Fatalf("GET /clock after a refused answer: %d, want 200", rec.Code)
+		}
+	}
+	// The refused answer's connection was dropped, the others stayed in the pool.
+	if n := conns() - before; n > 1 {
+		t.Errorf("after a refused answer, %d new connections, want at most 1", n)
 	}
 }

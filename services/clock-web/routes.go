@@ -25,7 +25,7 @@ func newHandler(cfg config, logger *slog.Logger) (http.Handler, error) {
 	// Exactly /clock reaches the API: /clock/x, /metrics and everything else end in the
 	// static table (404 unless it is a page file), and the mux redirects unclean paths such
 	// as /clock/../metrics before any handler runs.
-	mux.Handle("/clock", getOrHead(noStore(clock)))
+	mux.Handle("/clock", getOrHead(clock))
 	mux.Handle("/healthz", getOrHead(healthz()))
 	mux.Handle("/", files)
 
@@ -57,13 +57,6 @@ func getOrHead(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func noStore(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Cache-Control"] = hdrNoStore
 		next.ServeHTTP(w, r)
 	})
 }

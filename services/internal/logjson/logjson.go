@@ -1,7 +1,8 @@
 // Package logjson is the slog.Handler both services log with: slog.JSONHandler's output,
 // with a short cut for access-log lines. It lives here, under services/internal, because
 // the services share no code with each other or with the tooling, and this is the one piece
-// whose logic is the same in both.
+// whose logic is the same in both. AddText is the other shared rule: how much of a
+// client-controlled string a line may carry.
 package logjson
 
 import (

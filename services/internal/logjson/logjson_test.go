@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // reference prints r with slog.JSONHandler, the format handler promises.
@@ -180,4 +181,97 @@ func BenchmarkAccessLogLine(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestAddText(t *testing.T) {
+	long := "/" + strings.Repeat("a", 2*MaxTextLen)
+	at := time.Date(2026, 11, 23, 10, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name, in, want string
+		cut            bool
+	}{
+		{"short", "/app.js", "/app.js", false},
+		{"empty", "", "", false},
+		{"exactly the limit", long[:MaxTextLen], long[:MaxTextLen], false},
+		{"one over", long[:MaxTextLen+1], long[:MaxTextLen], true},
+		{"long", long, long[:MaxTextLen], true},
+		// é is 2 bytes, € 3, 𝄞 4: a rune that would straddle the limit is left out whole.
+		{"2-byte rune across the cut", long[:MaxTextLen-1] + "é", long[:MaxTextLen-1], true},
+		{"3-byte rune across the cut", long[:MaxTextLen-2] + "€x", long[:MaxTextLen-2], true},
+		{"4-byte rune across the cut", long[:MaxTextLen-1] + "𝄞", long[:MaxTextLen-1], true},
+		{"4-byte rune ending at the cut", long[:MaxTextLen-4] + "𝄞x", long[:MaxTextLen-4] + "𝄞", true},
+		{"stray continuation bytes", long[:MaxTextLen-4] + "\x80\x80\x80\x80\x80", long[:MaxTextLen-4] + "\x80\x80\x80\x80", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := slog.NewRecord(at, slog.LevelInfo, "request", 0)
+			AddText(&r, "path", tc.in)
+			got := map[string]slog.Value{}
+			r.Attrs(func(a slog.Attr) bool { got[a.Key] = a.Value; return true })
+			if v := got["path"].String(); v != tc.want {
+				t.Errorf("path = %q (%d bytes), want %q (%d bytes)", v, len(v), tc.want, len(tc.want))
+			}
+			if len(got["path"].String()) > MaxTextLen {
+				t.Errorf("path is %d bytes, over MaxTextLen %d", len(got["path"].String()), MaxTextLen)
+			}
+			flag, flagged := got["path_truncated"]
+			if flagged != tc.cut || flagged && !flag.Bool() {
+				t.Errorf("path_truncated = %v (present %v), want present %v and true", flag, flagged, tc.cut)
+			}
+			if wantAttrs := 1 + btoi(tc.cut); r.NumAttrs() != wantAttrs {
+				t.Errorf("%d attributes, want %d", r.NumAttrs(), wantAttrs)
+			}
+			if Cut(tc.in) != tc.want {
+				t.Errorf("Cut = %q, want %q", Cut(tc.in), tc.want)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A bounded access line still takes the short cut, flag included, and prints what the
+// JSONHandler would.
+func TestAddTextFastPath(t *testing.T) {
+	r := slog.NewRecord(time.Date(2026, 11, 23, 10, 4, 5, 0, time.UTC), slog.LevelInfo, "request", 0)
+	AddText(&r, "method", "GET")
+	AddText(&r, "path", "/"+strings.Repeat("x", 10*MaxTextLen))
+	r.AddAttrs(slog.Int("status", 404))
+	line, ok := appendFastJSON(nil, r)
+	if !ok {
+		t.Fatal("a cut access line fell back to the JSONHandler")
+	}
+	if want := reference(t, r, nil); string(line) != want {
+		t.Errorf("got  %s\nwant %s", line, want)
+	}
+	if !strings.Contains(string(line), `"path_truncated":true,"status":404}`) {
+		t.Errorf("line %s has no path_truncated flag before status", line)
+	}
+}
+
+// FuzzCut holds Cut to its promise for any text: a prefix, at most MaxTextLen bytes, and
+// never the cause of invalid UTF-8.
+func FuzzCut(f *testing.F) {
+	f.Add(strings.Repeat("é", MaxTextLen))
+	f.Add(strings.Repeat("a", MaxTextLen-1) + "𝄞")
+	f.Add("\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Cut(s)
+		if !strings.HasPrefix(s, got) || len(got) > MaxTextLen {
+			t.Fatalf("Cut(%q) = %q: not a prefix of at most %d bytes", s, got, MaxTextLen)
+		}
+		if len(s) <= MaxTextLen && got != s {
+			t.Fatalf("Cut(%q) = %q, want it whole", s, got)
+		}
+		if utf8.ValidString(s) && !utf8.ValidString(got) {
+			t.Fatalf("Cut(%q) = %q: valid text cut into invalid", s, got)
+		}
+		if utf8.ValidString(s) && len(s) > MaxTextLen && len(got) < MaxTextLen-(utf8.UTFMax-1) {
+			t.Fatalf("Cut(%q) = %q: cut more than one rune short", s, got)
+		}
+	})
 }
