@@ -167,11 +167,29 @@ func TestRunGroupToStopsTheWholeGroup(t *testing.T) {
 	if !strings.Contains(w.output(), "got TERM") {
 		t.Errorf("the command never saw SIGTERM; output %q", w.output())
 	}
-	// Gone, or a zombie waiting for init: either way not running.
-	if err := syscall.Kill(child, 0); err == nil {
-		stat, _ := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
-		if f := bytes.Fields(stat); len(f) > 2 && string(f[2]) != "Z" {
-			t.Errorf("the command's child %d still runs (state %s)", child, f[2])
+	// Gone, or a zombie waiting for init: either way not running. A SIGKILL is delivered
+	// asynchronously, so the child may show as running for a moment after the group's kill.
+	state := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		state = processState(child)
+		if state == "" || state == "Z" {
+			return
 		}
 	}
+	t.Errorf("the command's child %d still runs (state %s)", child, state)
+}
+
+// processState is the state letter of pid from /proc (R, S, Z...), or "" when it is gone.
+func processState(pid int) string {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return ""
+	}
+	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// The command name in field 2 is in parentheses and may hold spaces: read after it.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		if f := bytes.Fields(stat[i+1:]); len(f) > 0 {
+			return string(f[0])
+		}
+	}
+	return ""
 }
