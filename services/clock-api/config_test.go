@@ -43,7 +43,7 @@ func TestLoadConfigFromEnv(t *testing.T) {
 		"CLOCK_API_LOG_LEVEL":           "WARN",
 		"CLOCK_API_READ_HEADER_TIMEOUT": "250ms",
 		"CLOCK_API_SHUTDOWN_TIMEOUT":    "15s",
-		"CLOCK_API_IDLE_TIMEOUT":        "",   // empty counts as unset: the default
+		"CLOCK_API_IDLE_TIMEOUT":        "",  // empty counts as unset: the default
 		"CLOCK_API_LOG_LEVEL_EXTRA":     "x", // not a variable of ours
 	}))
 	if err != nil {
