@@ -127,12 +127,15 @@ func fields(prefix string, v reflect.Value) []field {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue // envconfig cannot set it either
+		}
 		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("envconfig") == "" {
 			out = append(out, fields(prefix, v.Field(i))...)
 			continue
 		}
 		name := f.Tag.Get("envconfig")
-		if name == "" || !f.IsExported() {
+		if name == "" {
 			continue
 		}
 		out = append(out, field{key: prefix + "_" + strings.ToUpper(name), tag: f.Tag, v: v.Field(i)})
