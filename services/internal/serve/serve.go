@@ -21,17 +21,18 @@ import (
 	"github.com/clock-app/clock/services/internal/envcfg"
 )
 
-// The limits that bound a service's memory whatever its clients do. With both at their
-// values, 1,024 connections each holding an unfinished header line at the limit, or idle
-// after a request, keep clock-web and clock-api far below their 128 MiB containers
-// (README, "Limits": measured with cmd/flood).
+// The limits that bound a service's memory whatever its clients do. Measured with
+// cmd/flood against both images under a 128 MiB limit: 5,000 connections holding unfinished
+// header lines, idle keep-alive ones, or half-sent bodies peaked at 81 MiB VmHWM (README,
+// "Limits"); without the cap, 1,000 unfinished 60 KB header lines took clock-web to 124 MiB.
 const (
-	// MaxHeaderBytes caps a request's header block. A clock request carries a few hundred
-	// bytes; 8 KiB is nginx's limit for one header line and leaves room for cookies that a
-	// browser may send to the page's host. net/http answers 431 beyond it.
-	MaxHeaderBytes = 8 << 10
+	// MaxHeaderBytes caps a request's line and headers. A clock request carries a few hundred
+	// bytes, a browser's about one KiB. net/http reads 4 KiB past it before it answers 431,
+	// so a request up to about 8 KiB, nginx's limit for one header line, still passes.
+	MaxHeaderBytes = 4 << 10
 	// MaxConns caps the connections a server holds at once, idle keep-alive ones included;
-	// more wait in the kernel's accept queue, which costs the process nothing.
+	// more wait in the kernel's accept queue, which costs the process nothing, until a slot
+	// frees (READ_HEADER_TIMEOUT ends a slow client's hold, IDLE_TIMEOUT an idle one's).
 	MaxConns = 1024
 )
 
