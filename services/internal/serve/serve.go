@@ -82,6 +82,9 @@ func Listen(ctx context.Context, host envcfg.Host, port envcfg.Port) (net.Listen
 // returns nil after a clean drain. ln is closed when Serve returns.
 func Serve(ctx context.Context, cfg Config, ln net.Listener, handler http.Handler, logger *slog.Logger) error {
 	srv := NewServer(cfg, handler, logger)
+	if l, ok := ln.(*limitListener); ok {
+		srv.ConnState = l.connState
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", slog.String("addr", ln.Addr().String()),

@@ -93,44 +93,67 @@ func TestServeHeaderLimit(t *testing.T) {
 	}
 }
 
-func TestLimitListenerHoldsAtMostN(t *testing.T) {
-	const n = 2
-	addr := startServe(t, "127.0.0.1", n, okHandler)
-	// n idle keep-alive connections take every slot.
+// dialHeld opens n connections to addr that each hold a slot: with idle, after one answered
+// request (an idle keep-alive connection); without, in the middle of their headers.
+func dialHeld(tb testing.TB, addr string, n int, idle bool) []net.Conn {
+	tb.Helper()
 	var held []net.Conn
 	for range n {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		defer c.Close()
+		tb.Cleanup(func() { c.Close() })
+		if !idle {
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+				tb.Fatal(err)
+			}
+			held = append(held, c)
+			continue
+		}
 		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		res, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
+		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		held = append(held, c)
 	}
-	// One more is connected by the kernel but not served while the slots are held.
-	extra, err := net.Dial("tcp", addr)
+	return held
+}
+
+// request sends one GET on a fresh connection and returns a channel for its outcome.
+func request(tb testing.TB, addr string) <-chan error {
+	tb.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer extra.Close()
-	if _, err := io.WriteString(extra, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
+	tb.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		tb.Fatal(err)
 	}
 	answered := make(chan error, 1)
 	go func() {
-		res, err := http.ReadResponse(bufio.NewReader(extra), nil)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err == nil {
 			res.Body.Close()
 		}
 		answered <- err
 	}()
+	return answered
+}
+
+func TestLimitListenerHoldsAtMostN(t *testing.T) {
+	const n = 2
+	addr := startServe(t, "127.0.0.1", n, okHandler)
+	// n clients in the middle of their headers take every slot (for READ_HEADER_TIMEOUT, 5s).
+	held := dialHeld(t, addr, n, false)
+	// One more is connected by the kernel but not served while the slots are held.
+	answered := request(t, addr)
 	// A bounded wait for something that must not happen: an answer here means no cap.
 	select {
 	case err := <-answered:
@@ -143,8 +166,34 @@ func TestLimitListenerHoldsAtMostN(t *testing.T) {
 		if err != nil {
 			t.Errorf("connection %d after a slot was freed: %v", n+1, err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(4 * time.Second): // before READ_HEADER_TIMEOUT would free one anyway
 		t.Fatalf("connection %d not served after a slot was freed", n+1)
+	}
+}
+
+func TestLimitListenerEvictsIdleConnections(t *testing.T) {
+	const n = 2
+	addr := startServe(t, "127.0.0.1", n, okHandler)
+	// An idle keep-alive flood takes every slot, for IDLE_TIMEOUT (60s) if nothing is done.
+	held := dialHeld(t, addr, n, true)
+	select {
+	case err := <-request(t, addr):
+		if err != nil {
+			t.Errorf("new client while idle connections held every slot: %v, want an answer", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("new client not served while only idle connections held the slots")
+	}
+	// Exactly one idle connection made room: the other still works.
+	closed := 0
+	for _, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+			closed++
+		}
+	}
+	if closed != 1 {
+		t.Errorf("%d idle connections closed to make room for one client, want 1", closed)
 	}
 }
 
