@@ -23,7 +23,7 @@ import (
 
 // The limits that bound a service's memory whatever its clients do. Measured with
 // cmd/flood against both images under a 128 MiB limit: 5,000 connections holding unfinished
-// header lines, idle keep-alive ones, or half-sent bodies peaked at 81 MiB VmHWM (README,
+// header lines, idle keep-alive ones, or half-sent bodies peaked at 80 MiB VmHWM (README,
 // "Limits"); without the cap, 1,000 unfinished 60 KB header lines took clock-web to 124 MiB.
 const (
 	// MaxHeaderBytes caps a request's line and headers. A clock request carries a few hundred
