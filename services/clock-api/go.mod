@@ -3,11 +3,12 @@ module github.com/clock-app/clock/services/clock-api
 go 1.26.8
 
 require (
-	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/labstack/echo-contrib v0.50.1
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/prometheus/client_golang v1.25.0
 )
+
+require github.com/kelseyhightower/envconfig v1.4.0 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -125,9 +125,10 @@ func TestMetricsCountClockRequests(t *testing.T) {
 	body := rec.Body.String()
 	for _, want := range []string{
 		`clock_api_requests_total{code="200",host="",method="GET",url="/clock"} 2`,
-		`clock_api_requests_total{code="405",host="",method="POST",url="/clock"} 1`,
+		// Methods other than GET and HEAD are one label value, OTHER.
+		`clock_api_requests_total{code="405",host="",method="OTHER",url="/clock"} 1`,
 		// Unmatched paths are counted under one label, not one series each.
-		`clock_api_requests_total{code="404",host="",method="GET",url=""} 1`,
+		`clock_api_requests_total{code="404",host="",method="GET",url="unmatched"} 1`,
 		`clock_api_request_duration_seconds_count{code="200",host="",method="GET",url="/clock"} 2`,
 		`go_goroutines`,
 	} {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clock-app/clock/services/internal/serve"
 )
 
 // syncBuffer is an io.Writer safe for the server's goroutines.
@@ -36,8 +38,7 @@ func (s *syncBuffer) String() string {
 // testConfig is the default configuration, as the service would load it.
 func testConfig(tb testing.TB) config {
 	tb.Helper()
-	clearEnv(tb)
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(env(nil))
 	if err != nil {
 		tb.Fatalf("loadConfig: %v", err)
 	}
@@ -71,7 +72,7 @@ func startServer(tb testing.TB, cfg config, now func() time.Time) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go func() {
-		s.err = serve(ctx, cfg, ln, handler, logger)
+		s.err = serveOn(ctx, cfg, ln, handler, logger)
 		close(s.done)
 	}()
 	tb.Cleanup(func() {
@@ -227,15 +228,13 @@ func TestServeShutsDownGracefully(t *testing.T) {
 func TestRunHealthcheck(t *testing.T) {
 	srv := startServer(t, testConfig(t), time.Now)
 	_, port, _ := net.SplitHostPort(srv.Addr)
-	t.Setenv("CLOCK_API_PORT", port)
 	var stdout, stderr strings.Builder
-	if err := run(context.Background(), []string{"healthcheck"}, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"healthcheck"}, env(map[string]string{"CLOCK_API_PORT": port}), &stdout, &stderr); err != nil {
 		t.Errorf("healthcheck against a serving server: %v", err)
 	}
 }
 
 func TestRunHealthcheckFailsWithoutServer(t *testing.T) {
-	clearEnv(t)
 	// A port that was just free: nothing answers there.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,10 +242,9 @@ func TestRunHealthcheckFailsWithoutServer(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ln.Close()
-	t.Setenv("CLOCK_API_PORT", port)
 	var stdout, stderr strings.Builder
-	err = run(context.Background(), []string{"healthcheck"}, &stdout, &stderr)
-	if err == nil || exitCode(err) != 1 {
+	err = run(context.Background(), []string{"healthcheck"}, env(map[string]string{"CLOCK_API_PORT": port}), &stdout, &stderr)
+	if err == nil || serve.ExitCode(err) != 1 {
 		t.Errorf("healthcheck with no server: %v, want an error with exit code 1", err)
 	}
 }
@@ -258,7 +256,7 @@ func TestServeReturnsListenerErrors(t *testing.T) {
 	}
 	ln.Close() // Serve fails at once on a closed listener
 	h, _ := newTestRouter(t)
-	err = serve(context.Background(), testConfig(t), ln, h, newLogger(io.Discard, slog.LevelInfo))
+	err = serveOn(context.Background(), testConfig(t), ln, h, newLogger(io.Discard, slog.LevelInfo))
 	if err == nil {
 		t.Error("serve on a closed listener: nil, want an error")
 	}
@@ -269,7 +267,6 @@ func TestServeReturnsListenerErrors(t *testing.T) {
 // port only from CLOCK_API_PORT (0 is rejected there), so the test uses a
 // port the kernel just handed out and released.
 func TestRunServesUntilCancelled(t *testing.T) {
-	clearEnv(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -277,14 +274,13 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	t.Setenv("CLOCK_API_HOST", "127.0.0.1")
-	t.Setenv("CLOCK_API_PORT", port)
+	getenv := env(map[string]string{"CLOCK_API_HOST": "127.0.0.1", "CLOCK_API_PORT": port})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, nil, &stdout, &stderr) }()
+	go func() { errc <- run(ctx, nil, getenv, &stdout, &stderr) }()
 	waitReady(t, "http://"+addr+"/healthz")
 
 	cancel()

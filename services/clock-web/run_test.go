@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clock-app/clock/services/internal/envcfg"
+	"github.com/clock-app/clock/services/internal/serve"
 )
 
 // logLines is a stdout for run that hands every JSON log line to the test as it is written.
@@ -66,8 +69,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	stdout := &logLines{lines: make(chan map[string]any, 1000)}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"clock-web"}, env(map[string]string{
-			"CLOCK_WEB_HOST": "127.0.0.1", "CLOCK_WEB_PORT": "0", "CLOCK_WEB_API_URL": up.URL,
+		done <- run(ctx, nil, env(map[string]string{
+			"CLOCK_WEB_HOST": "127.0.0.1", "CLOCK_WEB_PORT": freePort(t), "CLOCK_WEB_API_URL": up.URL,
 		}), stdout, io.Discard)
 	}()
 
@@ -76,8 +79,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		t.Errorf("start-up log has config %v, want the effective configuration", start["config"])
 	}
 	addr, _ := stdout.waitFor(t, "listening")["addr"].(string)
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
-		t.Fatalf("listening on %q, want a real port", addr)
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		t.Fatalf("listening on %q, want host:port", addr)
 	}
 	for path, want := range map[string]string{"/healthz": "ok", "/clock": upstreamBody} {
 		res, err := http.Get("http://" + addr + path)
@@ -118,25 +121,25 @@ func TestRunPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	err = run(context.Background(), []string{"clock-web"},
+	err = run(context.Background(), nil,
 		env(map[string]string{"CLOCK_WEB_HOST": "127.0.0.1", "CLOCK_WEB_PORT": port}), io.Discard, io.Discard)
-	if err == nil || exitCode(err) != 1 {
-		t.Errorf("run on a busy port: %v (exit %d), want a listen error, exit 1", err, exitCode(err))
+	if err == nil || serve.ExitCode(err) != 1 {
+		t.Errorf("run on a busy port: %v (exit %d), want a listen error, exit 1", err, serve.ExitCode(err))
 	}
 }
 
 func TestCommands(t *testing.T) {
 	var out strings.Builder
-	if err := run(context.Background(), []string{"clock-web", "version"}, env(nil), &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"version"}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.String(); got != version+"\n" {
 		t.Errorf("version: got %q, want %q", got, version+"\n")
 	}
-	for _, args := range [][]string{{"clock-web", "serve-please"}, {"clock-web", "version", "extra"}} {
+	for _, args := range [][]string{{"serve-please"}, {"version", "extra"}} {
 		err := run(context.Background(), args, env(nil), io.Discard, io.Discard)
-		if err == nil || exitCode(err) != 2 {
-			t.Errorf("run %q: %v (exit %d), want a usage error, exit 2", args, err, exitCode(err))
+		if err == nil || serve.ExitCode(err) != 2 {
+			t.Errorf("run %q: %v (exit %d), want a usage error, exit 2", args, err, serve.ExitCode(err))
 		}
 	}
 }
@@ -160,7 +163,7 @@ func TestHealthcheck(t *testing.T) {
 			}))
 			defer srv.Close()
 			_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-			err := run(context.Background(), []string{"clock-web", "healthcheck"},
+			err := run(context.Background(), []string{"healthcheck"},
 				env(map[string]string{"CLOCK_WEB_PORT": port}), io.Discard, io.Discard)
 			if got := exitOf(err); got != tc.want {
 				t.Errorf("healthcheck: %v (exit %d), want exit %d", err, got, tc.want)
@@ -169,7 +172,7 @@ func TestHealthcheck(t *testing.T) {
 	}
 	t.Run("nothing listening", func(t *testing.T) {
 		_, port, _ := net.SplitHostPort(strings.TrimPrefix(refusedURL(t), "http://"))
-		err := run(context.Background(), []string{"clock-web", "healthcheck"},
+		err := run(context.Background(), []string{"healthcheck"},
 			env(map[string]string{"CLOCK_WEB_PORT": port}), io.Discard, io.Discard)
 		if got := exitOf(err); got != 1 {
 			t.Errorf("healthcheck: %v (exit %d), want exit 1", err, got)
@@ -177,9 +180,9 @@ func TestHealthcheck(t *testing.T) {
 	})
 	t.Run("bad configuration", func(t *testing.T) {
 		// Docker reserves health-check exit status 2: a bad configuration is still 1.
-		err := run(context.Background(), []string{"clock-web", "healthcheck"},
+		err := run(context.Background(), []string{"healthcheck"},
 			env(map[string]string{"CLOCK_WEB_PORT": "x"}), io.Discard, io.Discard)
-		var ce *configError
+		var ce *envcfg.Error
 		if got := exitOf(err); got != 1 || !errors.As(err, &ce) {
 			t.Errorf("healthcheck: %v (exit %d), want a configuration error, exit 1", err, got)
 		}
@@ -190,5 +193,12 @@ func exitOf(err error) int {
 	if err == nil {
 		return 0
 	}
-	return exitCode(err)
+	return serve.ExitCode(err)
+}
+
+// freePort is a port the kernel just handed out and released: nothing listens there.
+func freePort(tb testing.TB) string {
+	tb.Helper()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(refusedURL(tb), "http://"))
+	return port
 }
