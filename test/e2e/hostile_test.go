@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -234,17 +236,32 @@ func (w *memoryWatch) sampleUntil(t *testing.T, done <-chan struct{}) func() mem
 }
 
 // peak is the container's peak memory since it started and where it comes
-// from: the kernel's own peak (cgroup v1's memory.max_usage_in_bytes) when
-// Docker reports it, else the largest sample.
+// from: the kernel's own peak when there is one (cgroup v1's
+// memory.max_usage_in_bytes, which Docker reports; cgroup v2's memory.peak,
+// which it does not, read from the host's cgroup tree when the daemon is
+// local), else the largest sample.
 func (w *memoryWatch) peak(t *testing.T, sampled memorySample) (uint64, string) {
 	t.Helper()
 	// A container that has exited (OOM-killed) reports zeros: the samples
 	// taken while it ran stand.
 	now := w.read(t)
+	largest := max(now.usage, sampled.usage)
 	if kernel := max(now.maxUsage, sampled.maxUsage); kernel > 0 {
-		return max(kernel, now.usage, sampled.usage), "the cgroup's max_usage_in_bytes"
+		return max(kernel, largest), "the cgroup's memory.max_usage_in_bytes"
 	}
-	return max(now.usage, sampled.usage), fmt.Sprintf("the largest cgroup usage sampled every %v; the cgroup keeps no peak here", sampleEvery)
+	for _, path := range []string{
+		"/sys/fs/cgroup/system.slice/docker-" + w.id + ".scope/memory.peak", // systemd cgroup driver
+		"/sys/fs/cgroup/docker/" + w.id + "/memory.peak",                    // cgroupfs driver
+	} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if kernel, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			return max(kernel, largest), path
+		}
+	}
+	return largest, fmt.Sprintf("the largest cgroup usage sampled every %v; the cgroup keeps no peak here", sampleEvery)
 }
 
 func mib(b uint64) string {
