@@ -21,9 +21,9 @@ import (
 // webAttack is the hostile load of TestWebUnderHostileClients: the audit's
 // 1,000 connections holding an unfinished 60 KB header line took clock-web
 // from 14 to 147 MB, past its limit, in 3.4 s. Each header line here grows by
-// 6 KiB every 200 ms, so it is whole after 2 s, well inside the web's 5 s
-// READ_HEADER_TIMEOUT, and the connection is dialled again once the server
-// drops it.
+// 6 KiB every 200 ms, so it is whole after 2 s, inside the web's header
+// timeout (READ_HEADER_TIMEOUT), and the connection is dialled again once the
+// server drops or answers it.
 var webAttack = hostileLoad{
 	slowConns:  1000,
 	headerLine: 60 << 10,
