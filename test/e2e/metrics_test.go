@@ -30,7 +30,8 @@ const metricsFlood = 3000
 func TestAPIMetricsCardinality(t *testing.T) {
 	t.Parallel()
 	lim := deployedLimits(t, "clock-api")
-	url := startPublishedAPI(t, lim)
+	api, url := startPublishedAPI(t, lim)
+	mem := newMemoryWatch(t, api)
 	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}}
 
 	// One request of each kind the flood sends, so that the series a bounded
@@ -46,6 +47,7 @@ func TestAPIMetricsCardinality(t *testing.T) {
 		}
 	}
 	before, beforeSize := scrape(t, cl, url)
+	memBefore := mem.read(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -55,6 +57,7 @@ func TestAPIMetricsCardinality(t *testing.T) {
 	}
 
 	after, afterSize := scrape(t, cl, url)
+	memAfter := mem.read(t)
 	// New series counted by metric name, for the message.
 	added, total, example := map[string]int{}, 0, ""
 	for s := range after {
@@ -69,6 +72,7 @@ func TestAPIMetricsCardinality(t *testing.T) {
 	}
 	t.Logf("/metrics after the warm-up: %d series, %d bytes; after %d requests with distinct methods and paths: %d series, %d bytes",
 		len(before), beforeSize, metricsFlood, len(after), afterSize)
+	t.Logf("clock-api memory: %s after the warm-up, %s after the flood and a scrape", memBefore, memAfter)
 	if total > 0 {
 		var byName []string
 		for _, name := range slices.Sorted(maps.Keys(added)) {
@@ -182,9 +186,9 @@ func seriesID(line string) string {
 }
 
 // startPublishedAPI runs clock-api alone with its port mapped to the host,
-// hardened and limited as deployed, and returns its base URL: the metrics
-// are the API's own, never reached through the web.
-func startPublishedAPI(t *testing.T, lim limits) string {
+// hardened and limited as deployed, and returns it and its base URL: the
+// metrics are the API's own, never reached through the web.
+func startPublishedAPI(t *testing.T, lim limits) (*testcontainers.DockerContainer, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
@@ -210,5 +214,5 @@ func startPublishedAPI(t *testing.T, lim limits) string {
 	if err != nil {
 		t.Fatalf("clock-api endpoint: %v", err)
 	}
-	return url
+	return c, url
 }
