@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,7 +221,8 @@ func pause(ctx context.Context, d time.Duration) {
 // pollStats is what a normal client saw while it polled /clock.
 type pollStats struct {
 	ok, failed int
-	maxLatency time.Duration
+	// latencies are the requests' times, answered or not, in order.
+	latencies []time.Duration
 	// errs are the first few failures, for the test's message.
 	errs []string
 }
@@ -280,7 +282,7 @@ func (p *clockPoller) pollUntil(t *testing.T, done <-chan struct{}, limit int) p
 	defer tick.Stop()
 	for range limit {
 		took, why := p.once(t.Context())
-		ps.maxLatency = max(ps.maxLatency, took)
+		ps.latencies = append(ps.latencies, took)
 		if why == "" {
 			ps.ok++
 		} else {
@@ -298,4 +300,13 @@ func (p *clockPoller) pollUntil(t *testing.T, done <-chan struct{}, limit int) p
 		}
 	}
 	return ps
+}
+
+// latency is the median and the largest of the requests' times.
+func (ps pollStats) latency() (median, slowest time.Duration) {
+	if len(ps.latencies) == 0 {
+		return 0, 0
+	}
+	sorted := slices.Sorted(slices.Values(ps.latencies))
+	return sorted[len(sorted)/2], sorted[len(sorted)-1]
 }
