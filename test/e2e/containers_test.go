@@ -21,7 +21,9 @@ import (
 const (
 	// apiAlias is the API's name on the test network; the web reaches it by it.
 	apiAlias = "clock-api"
-	webPort  = "8080/tcp"
+	// apiPort and webPort are the ports the images listen on by default.
+	apiPort = "8000/tcp"
+	webPort = "8080/tcp"
 
 	// startTimeout bounds starting one container, readiness included.
 	startTimeout = 2 * time.Minute
@@ -48,15 +50,20 @@ type clockWeb struct {
 type stack struct {
 	api *clockAPI
 	web *clockWeb
+	// apiLimits and webLimits are the limits the containers run with: the
+	// deployed ones.
+	apiLimits, webLimits limits
 }
 
-// startStack starts a network, the API on it and the web pointing at the API.
+// startStack starts a network, the API on it and the web pointing at the API,
+// each with the memory, pids and CPU limits and GOMEMLIMIT the role deploys.
 func startStack(t *testing.T) stack {
 	t.Helper()
+	s := stack{apiLimits: deployedLimits(t, "clock-api"), webLimits: deployedLimits(t, "clock-web")}
 	nw := newNetwork(t)
-	api := startClockAPI(t, nw)
-	web := startClockWeb(t, nw)
-	return stack{api: api, web: web}
+	s.api = startClockAPI(t, nw, s.apiLimits)
+	s.web = startClockWeb(t, nw, s.webLimits)
+	return s
 }
 
 func newNetwork(t *testing.T) *testcontainers.DockerNetwork {
@@ -87,11 +94,11 @@ func apiReady() wait.Strategy {
 		WithStartupTimeout(time.Minute)
 }
 
-func startClockAPI(t *testing.T, nw *testcontainers.DockerNetwork) *clockAPI {
+func startClockAPI(t *testing.T, nw *testcontainers.DockerNetwork, lim limits) *clockAPI {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
-	name := createUnpublished(t, ctx, apiImage, nw, apiAlias)
+	name := createUnpublished(t, ctx, apiImage, nw, apiAlias, lim)
 	// Reuse adopts the container created above by its name, then starts it and
 	// waits for it like any other.
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
@@ -108,11 +115,11 @@ func startClockAPI(t *testing.T, nw *testcontainers.DockerNetwork) *clockAPI {
 	return &clockAPI{DockerContainer: c}
 }
 
-// createUnpublished creates (without starting) a hardened container on nw
-// that publishes no port, and returns its name. testcontainers maps every
+// createUnpublished creates (without starting) a hardened container with
+// limits lim on nw that publishes no port, and returns its name. testcontainers maps every
 // port an image EXPOSEs when the request names none, so the API container is
 // created through the Docker API instead.
-func createUnpublished(t *testing.T, ctx context.Context, image string, nw *testcontainers.DockerNetwork, alias string) string {
+func createUnpublished(t *testing.T, ctx context.Context, image string, nw *testcontainers.DockerNetwork, alias string, lim limits) string {
 	t.Helper()
 	provider, err := testcontainers.NewDockerProvider()
 	if err != nil {
@@ -121,9 +128,14 @@ func createUnpublished(t *testing.T, ctx context.Context, image string, nw *test
 	defer provider.Close()
 	hc := &container.HostConfig{}
 	hardened(hc)
+	lim.hostConfig(hc)
+	var env []string
+	for k, v := range lim.env() {
+		env = append(env, k+"="+v)
+	}
 	name := alias + "-e2e-" + strings.ToLower(rand.Text()[:12])
 	res, err := provider.Client().ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     &container.Config{Image: image, Labels: testcontainers.GenericLabels()},
+		Config:     &container.Config{Image: image, Env: env, Labels: testcontainers.GenericLabels()},
 		HostConfig: hc,
 		NetworkingConfig: &dockernetwork.NetworkingConfig{EndpointsConfig: map[string]*dockernetwork.EndpointSettings{
 			nw.Name: {Aliases: []string{alias}},
@@ -152,17 +164,21 @@ func createUnpublished(t *testing.T, ctx context.Context, image string, nw *test
 	return name
 }
 
-func startClockWeb(t *testing.T, nw *testcontainers.DockerNetwork) *clockWeb {
+func startClockWeb(t *testing.T, nw *testcontainers.DockerNetwork, lim limits) *clockWeb {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
 	c, err := testcontainers.Run(ctx, webImage,
 		network.WithNetwork([]string{"clock-web"}, nw),
+		testcontainers.WithEnv(lim.env()),
 		testcontainers.WithEnv(map[string]string{
-			"CLOCK_WEB_API_URL": "http://" + apiAlias + ":8000",
+			"CLOCK_WEB_API_URL": "http://" + apiAlias + ":" + strings.TrimSuffix(apiPort, "/tcp"),
 		}),
 		testcontainers.WithExposedPorts(webPort),
-		testcontainers.WithHostConfigModifier(hardened),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hardened(hc)
+			lim.hostConfig(hc)
+		}),
 		testcontainers.WithWaitStrategy(wait.ForHTTP("/healthz").
 			WithPort(webPort).
 			WithPollInterval(200*time.Millisecond).
@@ -195,8 +211,21 @@ func dumpLogsOnFailure(t *testing.T, name string, c *testcontainers.DockerContai
 			t.Logf("%s logs: %v", name, err)
 			return
 		}
-		t.Logf("%s logs:\n%s", name, logs)
+		t.Logf("%s logs:\n%s", name, lastLines(logs, failureLogLines))
 	})
+}
+
+// failureLogLines bounds the log shown for a failed test: a test under load
+// makes thousands of access-log lines, and the cause is at the end.
+const failureLogLines = 60
+
+// lastLines is the last n lines of s, with a note of how many were left out.
+func lastLines(s string, n int) string {
+	lines := strings.SplitAfter(strings.TrimSuffix(s, "\n"), "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return fmt.Sprintf("(%d earlier lines left out)\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }
 
 func containerLogs(ctx context.Context, c *testcontainers.DockerContainer) (string, error) {
