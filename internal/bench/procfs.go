@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Mem is the resident memory of one server process, read from
@@ -166,6 +167,10 @@ func allowedCPUs() ([]int, error) {
 // each state since boot.
 type cpuTimes struct {
 	Steal, Total uint64
+	// Busy is user + nice + system: the time any process ran on the CPU,
+	// ours or another's. Interrupts are left out: their time is not charged
+	// to any process, so it cannot be told apart from ours.
+	Busy uint64
 }
 
 // parseCPUStat finds the line of CPU cpu in a /proc/stat and returns its
@@ -190,7 +195,10 @@ func parseCPUStat(r io.Reader, cpu int) (cpuTimes, error) {
 				return cpuTimes{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
 			}
 			t.Total += n
-			if i == 7 {
+			switch i {
+			case 0, 1, 2:
+				t.Busy += n
+			case 7:
 				t.Steal = n
 			}
 		}
@@ -219,4 +227,78 @@ func stealShare(a, b cpuTimes) float64 {
 		return -1
 	}
 	return float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
+}
+
+// otherShare is the fraction of the time between a and b that processes
+// other than ours (ours spent ownTicks) ran on the CPU, plus what the
+// hypervisor stole: the server CPU taken by other work. -1 when nothing was
+// counted. A negative remainder is sampling error (ticks are counted at
+// 100 Hz, not exactly) and counts as none.
+func otherShare(a, b cpuTimes, ownTicks uint64) float64 {
+	if stealShare(a, b) < 0 || b.Busy < a.Busy {
+		return -1
+	}
+	others := float64(b.Busy-a.Busy) - float64(ownTicks)
+	return (max(others, 0) + float64(b.Steal-a.Steal)) / float64(b.Total-a.Total)
+}
+
+// userHZ is the unit of the times in /proc: USER_HZ, which the kernel fixes
+// at 100 on every architecture Go runs Linux on, whatever its own HZ.
+const userHZ = 100
+
+// ticksToDuration converts /proc clock ticks to time.
+func ticksToDuration(ticks uint64) time.Duration {
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
+// parseProcTicks reads user + system time, in clock ticks, from the text of
+// /proc/<pid>/stat. Every thread of the process is in it; waited-for
+// children are not (cutime and cstime are left out). The command name in
+// parentheses may hold spaces and parentheses, so fields count from the
+// last ')'.
+func parseProcTicks(stat string) (uint64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat %q: no ')' after the command name", stat)
+	}
+	// After ')': state (field 3) ... utime (14) and stime (15).
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat %q: want at least 15 fields", stat)
+	}
+	var ticks uint64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat %q: utime or stime: %w", stat, err)
+		}
+		ticks += n
+	}
+	return ticks, nil
+}
+
+// readProcTicks sums the CPU ticks of pid and, with withChildren, of its
+// direct children (nginx's workers beside its master).
+func readProcTicks(pid int, withChildren bool) (uint64, error) {
+	pids := []int{pid}
+	if withChildren {
+		kids, err := childPIDs(pid)
+		if err != nil {
+			return 0, err
+		}
+		pids = append(pids, kids...)
+	}
+	var sum uint64
+	for _, p := range pids {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat"))
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseProcTicks(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: %w", p, err)
+		}
+		sum += n
+	}
+	return sum, nil
 }

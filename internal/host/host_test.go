@@ -109,7 +109,11 @@ func TestInstallNotDebian(t *testing.T) {
 }
 
 func TestInstallNothingMissing(t *testing.T) {
-	e, ran := fakeEnv(t, 1000, fedora, "wrk", "nginx", "taskset")
+	var all []string
+	for _, tool := range Bench {
+		all = append(all, tool.Cmd)
+	}
+	e, ran := fakeEnv(t, 1000, fedora, all...)
 	var out bytes.Buffer
 	if err := e.Install(context.Background(), &out, Bench); err != nil {
 		t.Fatalf("Install with all present = %v", err)
