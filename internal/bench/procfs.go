@@ -167,9 +167,11 @@ func allowedCPUs() ([]int, error) {
 // each state since boot.
 type cpuTimes struct {
 	Steal, Total uint64
-	// Busy is user + nice + system: the time any process ran on the CPU,
-	// ours or another's. Interrupts are left out: their time is not charged
-	// to any process, so it cannot be told apart from ours.
+	// Busy is all but idle, iowait and steal: the time any process ran on
+	// the CPU, ours or another's, interrupts included. A process's own
+	// times include the softirq work done in its context (the loopback
+	// stack's, a fifth of a busy server's time), and the CPU's count that
+	// in softirq, so leaving it out would make ours exceed the CPU's.
 	Busy uint64
 }
 
@@ -196,7 +198,7 @@ func parseCPUStat(r io.Reader, cpu int) (cpuTimes, error) {
 			}
 			t.Total += n
 			switch i {
-			case 0, 1, 2:
+			case 0, 1, 2, 5, 6:
 				t.Busy += n
 			case 7:
 				t.Steal = n
