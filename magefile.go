@@ -309,7 +309,7 @@ func testcontainersEnv() []string {
 func Bench(ctx context.Context) error {
 	mg.SerialCtxDeps(ctx, mg.F(setup, true), Build)
 	// Five rounds of 4 s per target, each beside its yardstick: the checks take the
-	// median of the five paired ratios, about 4 minutes in all.
+	// median of the five paired ratios, about 3 minutes in all.
 	rep, err := bench.Run(ctx, bench.Options{Root: root(), Rounds: 5, Duration: 4 * time.Second}, os.Stdout)
 	if err != nil {
 		return err

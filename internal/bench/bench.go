@@ -1,8 +1,11 @@
 // Package bench is the load-test harness behind `mage bench`: it starts each
 // built service on loopback, drives it with wrk, and holds it against a
-// yardstick doing the same job (a bare net/http handler for clock-api,
-// nginx for clock-web's page), one process at a time so nothing competes
-// for the CPU.
+// yardstick doing the same job (a bare net/http handler for clock-api, nginx
+// for clock-web's page, nginx in front of the same clock-api for the proxied
+// /clock, nginx in front of uvicorn for its req/s), one target at a time in
+// alternating rounds. The verdicts rest on CPU time per request read from
+// the servers' own /proc stat, paired round by round, which a busy host
+// moves far less than req/s.
 package bench
 
 import (
