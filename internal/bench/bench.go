@@ -673,6 +673,7 @@ func (r *runner) measure(ctx context.Context, label string, t target) (Result, e
 // times (known is false when not pinned or unreadable) and each server's
 // ticks.
 type cpuSample struct {
+	at    time.Time
 	cpu   cpuTimes
 	known bool
 	procs []uint64
@@ -693,6 +694,7 @@ func sample(srvs []*server, cpu int) (cpuSample, error) {
 		s.cpu, err = readCPUStat(cpu)
 		s.known = err == nil
 	}
+	s.at = time.Now()
 	return s, nil
 }
 
@@ -706,7 +708,7 @@ func (s cpuSample) shares(before cpuSample) (steal, other float64) {
 	for i := range s.procs {
 		own += s.procs[i] - min(before.procs[i], s.procs[i])
 	}
-	return stealShare(before.cpu, s.cpu), otherShare(before.cpu, s.cpu, own)
+	return stealShare(before.cpu, s.cpu), otherShare(before.cpu, s.cpu, own, s.at.Sub(before.at))
 }
 
 // median returns the middle value of xs (the mean of the two middle ones

@@ -167,12 +167,12 @@ func allowedCPUs() ([]int, error) {
 // each state since boot.
 type cpuTimes struct {
 	Steal, Total uint64
-	// Busy is all but idle, iowait and steal: the time any process ran on
-	// the CPU, ours or another's, interrupts included. A process's own
-	// times include the softirq work done in its context (the loopback
-	// stack's, a fifth of a busy server's time), and the CPU's count that
-	// in softirq, so leaving it out would make ours exceed the CPU's.
-	Busy uint64
+	// Idle is idle + iowait. With a tickless kernel it is measured, while
+	// the busy columns are sampled at each tick, and on this kind of VM a
+	// third of those ticks go missing under network load (a loaded CPU's
+	// columns can add up to 2 s in 3): only idle is trusted beside the
+	// wall clock.
+	Idle uint64
 }
 
 // parseCPUStat finds the line of CPU cpu in a /proc/stat and returns its
@@ -198,8 +198,8 @@ func parseCPUStat(r io.Reader, cpu int) (cpuTimes, error) {
 			}
 			t.Total += n
 			switch i {
-			case 0, 1, 2, 5, 6:
-				t.Busy += n
+			case 3, 4:
+				t.Idle += n
 			case 7:
 				t.Steal = n
 			}
@@ -231,17 +231,20 @@ func stealShare(a, b cpuTimes) float64 {
 	return float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
 }
 
-// otherShare is the fraction of the time between a and b that processes
-// other than ours (ours spent ownTicks) ran on the CPU, plus what the
-// hypervisor stole: the server CPU taken by other work. -1 when nothing was
-// counted. A negative remainder is sampling error (ticks are counted at
-// 100 Hz, not exactly) and counts as none.
-func otherShare(a, b cpuTimes, ownTicks uint64) float64 {
-	if stealShare(a, b) < 0 || b.Busy < a.Busy {
+// otherShare is the fraction of wall, the time from a to b, in which the
+// CPU was neither idle nor running our processes (which spent ownTicks):
+// other processes, interrupts not charged to ours, the hypervisor's steal.
+// It leans on the wall clock, the precise idle time and the processes'
+// own times, none of which lose ticks (see cpuTimes.Idle). -1 when no time
+// passed; clamped to [0, 1], since process times and idle are sampled a
+// moment apart.
+func otherShare(a, b cpuTimes, ownTicks uint64, wall time.Duration) float64 {
+	w := wall.Seconds() * userHZ
+	if w <= 0 || b.Idle < a.Idle {
 		return -1
 	}
-	others := float64(b.Busy-a.Busy) - float64(ownTicks)
-	return (max(others, 0) + float64(b.Steal-a.Steal)) / float64(b.Total-a.Total)
+	other := w - float64(ownTicks) - float64(b.Idle-a.Idle)
+	return min(max(other, 0), w) / w
 }
 
 // userHZ is the unit of the times in /proc: USER_HZ, which the kernel fixes

@@ -133,7 +133,7 @@ intr 242001233 0 9 0 0 0 0 0 0 0 0 0 0 0 0 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cpuTimes{Steal: 90305, Total: 580962 + 1128 + 507170 + 4655890 + 7543 + 0 + 43032 + 90305, Busy: 580962 + 1128 + 507170 + 0 + 43032}
+	want := cpuTimes{Steal: 90305, Total: 580962 + 1128 + 507170 + 4655890 + 7543 + 0 + 43032 + 90305, Idle: 4655890 + 7543}
 	if got != want {
 		t.Errorf("cpu1 = %+v, want %+v", got, want)
 	}
@@ -217,9 +217,9 @@ func TestCPUArithmetic(t *testing.T) {
 		t.Fatalf("own ticks = %d, want 47 - 7 = 40", own)
 	}
 	// cpu1 went from 120528 101 45142 75198 1421 0 5837 348 to
-	// 120636 101 45178 75198 1421 0 5838 348: 145 ticks, all of them busy
-	// (one in softirq), 40 of those ours, none stolen.
-	if got, want := otherShare(cpuA, cpuB, own), 105.0/145; got != want {
+	// 120636 101 45178 75198 1421 0 5838 348: never idle, so over 1.6 s
+	// (160 ticks) of wall, 40 ticks ours, the other 120 went to others.
+	if got, want := otherShare(cpuA, cpuB, own, 1600*time.Millisecond), 120.0/160; got != want {
 		t.Errorf("otherShare = %v, want %v", got, want)
 	}
 	if got := stealShare(cpuA, cpuB); got != 0 {
@@ -239,21 +239,26 @@ func TestCPUArithmetic(t *testing.T) {
 }
 
 func TestOtherShare(t *testing.T) {
-	a := cpuTimes{Busy: 100, Steal: 10, Total: 1000}
+	a := cpuTimes{Idle: 500, Steal: 10, Total: 1000}
 	for _, tc := range []struct {
 		name string
 		b    cpuTimes
 		own  uint64
+		wall time.Duration
 		want float64
 	}{
-		{"others and steal", cpuTimes{Busy: 180, Steal: 30, Total: 1100}, 60, 0.4}, // (80-60+20)/100
-		{"only ours", cpuTimes{Busy: 190, Steal: 10, Total: 1100}, 90, 0},
-		// Process ticks and CPU ticks are sampled apart: a few more of ours
-		// than the CPU counted is sampling error, not negative work.
-		{"ours over busy", cpuTimes{Busy: 190, Steal: 15, Total: 1100}, 93, 0.05},
-		{"no time", a, 0, -1},
+		// 100 ticks of wall: 60 ours, 20 idle, 20 others.
+		{"others", cpuTimes{Idle: 520, Total: 1100}, 60, time.Second, 0.2},
+		{"only ours", cpuTimes{Idle: 520, Total: 1100}, 80, time.Second, 0},
+		// The CPU's busy columns lost ticks (Total grew by 70 in 100 ticks
+		// of wall): the wall clock still says what others took.
+		{"lost ticks", cpuTimes{Idle: 530, Total: 1070}, 50, time.Second, 0.2},
+		// Process times and idle are read a moment apart: a little over the
+		// wall is sampling error, not negative work.
+		{"ours and idle over the wall", cpuTimes{Idle: 530, Total: 1100}, 75, time.Second, 0},
+		{"no time", a, 0, 0, -1},
 	} {
-		if got := otherShare(a, tc.b, tc.own); got != tc.want {
+		if got := otherShare(a, tc.b, tc.own, tc.wall); got != tc.want {
 			t.Errorf("%s: otherShare = %v, want %v", tc.name, got, tc.want)
 		}
 	}
