@@ -29,13 +29,15 @@ const (
 	MaxServiceRSS   = 20 << 20 // bytes: peak RSS of each service under load
 )
 
-// NoisyShare is the share of the server CPU, taken by other processes or
-// stolen by the hypervisor (median over all rounds), above which a run's
-// timing checks do not count. A quiet host here gives about 2%. The median
-// ratio shrugs off a burst in a minority of rounds, but with more than a
-// tenth of the CPU gone in most of them the load is no longer the same for
-// both sides of a pair (whoever shares the core with the busier neighbour
-// loses), and a tenth is also the margin by which the bars are passed.
+// NoisyShare is the share of the server CPU's wall time in which it was
+// neither idle nor running the target's servers (other processes, the
+// hypervisor's steal), median over all rounds, above which a run's timing
+// checks do not count. Issue 12 measured about 2% on a quiet host. The
+// median ratio shrugs off a burst in a minority of rounds, but with more
+// than a tenth of the CPU gone in most of them the two sides of a pair no
+// longer get the same machine (whoever shares the core with the busier
+// neighbour loses cache and wake-ups), and a tenth is also about the margin
+// by which the services pass their bars.
 const NoisyShare = 0.10
 
 // Check is one pass/fail verdict on the measurements.
