@@ -9,25 +9,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/clock-app/clock/internal/host"
 )
 
-// needTools skips when wrk or nginx is missing, except under CI, where a
-// missing tool is a broken setup.
+// needTools skips when a tool of the bench is missing, except under CI,
+// where a missing tool is a broken setup.
 func needTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"wrk", "nginx"} {
-		if _, err := host.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not found under CI: %s", tool, installHint)
-			}
-			t.Skipf("%s not found: %s", tool, installHint)
+	if err := (&runner{}).findTools(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("under CI: %v", err)
 		}
+		t.Skip(err)
 	}
 }
 
@@ -60,15 +57,19 @@ func TestRunSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	wantTargets := []string{TargetAPI, TargetBare, TargetWebPage, TargetNginx, TargetWebProxy}
-	if len(rep.Results) != len(wantTargets) {
-		t.Fatalf("got %d results, want %d", len(rep.Results), len(wantTargets))
+	wantTargets := []string{TargetAPI, TargetBare, TargetWebPage, TargetNginx, TargetWebProxy, TargetNginxProxy, TargetUvicorn}
+	if !slices.Equal(rep.Targets, wantTargets) {
+		t.Fatalf("targets %q, want %q", rep.Targets, wantTargets)
+	}
+	if len(rep.Results) != 2*len(wantTargets) {
+		t.Fatalf("got %d results, want %d (2 rounds)", len(rep.Results), 2*len(wantTargets))
 	}
 	for i, r := range rep.Results {
-		if r.Target != wantTargets[i] {
-			t.Errorf("result %d: got target %q, want %q", i, r.Target, wantTargets[i])
+		// Alternating: every round runs all targets in order.
+		if r.Target != wantTargets[i%len(wantTargets)] || r.Round != 1+i/len(wantTargets) {
+			t.Errorf("result %d: got %q round %d", i, r.Target, r.Round)
 		}
-		if r.RequestsPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 || r.MedianPerSec <= 0 || r.MedianPerSec > r.RequestsPerSec {
+		if r.RequestsPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 {
 			t.Errorf("%s: implausible numbers %+v", r.Target, r)
 		}
 		if r.Errors != 0 {
@@ -77,15 +78,29 @@ func TestRunSmoke(t *testing.T) {
 		if len(r.Servers) == 0 || r.Servers[0].Peak == 0 || r.Servers[0].Current == 0 {
 			t.Errorf("%s: no memory measured: %+v", r.Target, r.Servers)
 		}
-		if strings.HasPrefix(rep.Pinning, "servers pinned") && (r.Steal < 0 || r.Steal > 1) {
-			t.Errorf("%s: steal %v with pinned servers, want a share in [0, 1]", r.Target, r.Steal)
+		// A second of load costs the front at least a tick, and no request
+		// costs a millisecond of CPU.
+		if c := r.CPUPerRequest(0); r.Servers[0].CPU <= 0 || c <= 0 || c > time.Millisecond {
+			t.Errorf("%s: CPU %v, %v per request: implausible", r.Target, r.Servers[0].CPU, c)
+		}
+		wantServers := 2 // a front and the upstream behind it
+		if t := r.Target; t == TargetAPI || t == TargetBare || t == TargetNginx {
+			wantServers = 1
+		}
+		if len(r.Servers) != wantServers {
+			t.Errorf("%s: %d servers, want %d", r.Target, len(r.Servers), wantServers)
+		}
+		if strings.HasPrefix(rep.Pinning, "servers pinned") &&
+			(r.Steal < 0 || r.Steal > 1 || r.Other < r.Steal || r.Other > 1) {
+			t.Errorf("%s: steal %v, other work %v with pinned servers, want shares in [0, 1], other >= steal", r.Target, r.Steal, r.Other)
 		}
 		assertClosed(t, r.URL)
 	}
-	if len(rep.Checks) != 4 {
-		t.Errorf("got %d checks, want 4", len(rep.Checks))
+	if len(rep.Checks) != len(ratioBars)+2 {
+		t.Errorf("got %d checks, want %d", len(rep.Checks), len(ratioBars)+2)
 	}
-	for _, want := range []string{"req/s", "median req/s", "fastest of 2 rounds", "peak RSS MiB", "steal", TargetNginx, "clock-api peak RSS < 20 MiB", "1 worker"} {
+	for _, want := range []string{"req/s min-max", "CPU/req", "upstream CPU/req", "other work", TargetUvicorn,
+		"clock-api peak RSS < 20 MiB", "median", "over 2 pairs", "1 worker", "noisy above 10%"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -128,20 +143,13 @@ func TestRunCancel(t *testing.T) {
 }
 
 func TestRunMissingTools(t *testing.T) {
-	root := t.TempDir()
-	for _, p := range []string{"api", "web", "static/index.html"} {
-		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
-		os.WriteFile(filepath.Join(root, p), nil, 0o755)
-	}
-	empty := t.TempDir()
-	t.Setenv("PATH", empty)
-	r := &runner{}
-	err := r.findTools()
+	t.Setenv("PATH", t.TempDir())
+	err := (&runner{}).findTools()
 	if err == nil {
-		t.Skip("wrk and nginx found outside PATH") // lookTool also searches the sbin folders
+		t.Skip("the tools were found outside PATH") // LookPath also searches the sbin folders
 	}
-	if !strings.Contains(err.Error(), "apt-get install wrk nginx-light") {
-		t.Errorf("got %q, want the install hint", err)
+	if !strings.Contains(err.Error(), "apt-get install -y") || !strings.Contains(err.Error(), "mage.go setup") {
+		t.Errorf("got %q, want the setup and install hints", err)
 	}
 }
 

@@ -17,6 +17,11 @@ type nginxConfig struct {
 	// Headers are added to every answer, so that nginx sends the same
 	// response as clock-web (see pageHeaders).
 	Headers []nginxHeader
+	// Upstream, when set, is the host:port that /clock is proxied to, over
+	// HTTP/1.1 with up to Keepalive idle connections kept open: the way a
+	// tuned nginx fronts an API, and what clock-web's forwarder does.
+	Upstream  string
+	Keepalive int
 }
 
 type nginxHeader struct{ Name, Value string }
@@ -94,12 +99,28 @@ http {
     sendfile on;
     tcp_nopush on;
 
+{{- if .Upstream}}
+    upstream clock_api {
+        server {{.Upstream}};
+        keepalive {{.Keepalive}};
+    }
+{{- end}}
+
     server {
         listen 127.0.0.1:{{.Port}};
         root {{q .Root}};
         index index.html;
 {{- range .Headers}}
         add_header {{q .Name}} {{q .Value}} always;
+{{- end}}
+{{- if .Upstream}}
+        location = /clock {
+            proxy_pass http://clock_api;
+            # Without these nginx speaks HTTP/1.0 to the upstream and closes
+            # every connection: the keepalive pool would stay empty.
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
 {{- end}}
     }
 }

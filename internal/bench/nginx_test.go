@@ -56,6 +56,21 @@ func TestRenderNginxConf(t *testing.T) {
 	if !strings.Contains(withUser, "\nuser \"root\";\n") {
 		t.Errorf("config lacks the user directive:\n%s", withUser)
 	}
+	if strings.Contains(conf, "upstream") || strings.Contains(conf, "location") {
+		t.Errorf("config without Upstream proxies:\n%s", conf)
+	}
+
+	proxy := renderNginxConf(nginxConfig{Prefix: "/p", Log: "/p/l", Root: "/r", Port: 1, Upstream: "127.0.0.1:4567", Keepalive: 32})
+	for _, want := range []string{
+		"upstream clock_api {\n        server 127.0.0.1:4567;\n        keepalive 32;\n    }",
+		"location = /clock {\n            proxy_pass http://clock_api;",
+		"proxy_http_version 1.1;",
+		`proxy_set_header Connection "";`,
+	} {
+		if !strings.Contains(proxy, want) {
+			t.Errorf("proxy config lacks %q:\n%s", want, proxy)
+		}
+	}
 }
 
 // TestNginxAcceptsConf has nginx itself check the rendered file.
@@ -74,13 +89,16 @@ func TestNginxAcceptsConf(t *testing.T) {
 	if os.Geteuid() == 0 {
 		c.User = "root"
 	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(renderNginxConf(c)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", path, "-e", c.Log).CombinedOutput()
-	if err != nil {
-		t.Errorf("nginx -t: %v\n%s\n%s", err, out, logTail(c.Log, 10))
+	for _, upstream := range []string{"", "127.0.0.1:1"} {
+		c.Upstream, c.Keepalive = upstream, 8
+		path := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(path, []byte(renderNginxConf(c)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", path, "-e", c.Log).CombinedOutput()
+		if err != nil {
+			t.Errorf("nginx -t, upstream %q: %v\n%s\n%s", upstream, err, out, logTail(c.Log, 10))
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Mem is the resident memory of one server process, read from
@@ -166,6 +167,12 @@ func allowedCPUs() ([]int, error) {
 // each state since boot.
 type cpuTimes struct {
 	Steal, Total uint64
+	// Idle is idle + iowait. With a tickless kernel it is measured, while
+	// the busy columns are sampled at each tick, and on this kind of VM a
+	// third of those ticks go missing under network load (a loaded CPU's
+	// columns can add up to 2 s in 3): only idle is trusted beside the
+	// wall clock.
+	Idle uint64
 }
 
 // parseCPUStat finds the line of CPU cpu in a /proc/stat and returns its
@@ -190,7 +197,10 @@ func parseCPUStat(r io.Reader, cpu int) (cpuTimes, error) {
 				return cpuTimes{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
 			}
 			t.Total += n
-			if i == 7 {
+			switch i {
+			case 3, 4:
+				t.Idle += n
+			case 7:
 				t.Steal = n
 			}
 		}
@@ -219,4 +229,81 @@ func stealShare(a, b cpuTimes) float64 {
 		return -1
 	}
 	return float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
+}
+
+// otherShare is the fraction of wall, the time from a to b, in which the
+// CPU was neither idle nor running our processes (which spent ownTicks):
+// other processes, interrupts not charged to ours, the hypervisor's steal.
+// It leans on the wall clock, the precise idle time and the processes'
+// own times, none of which lose ticks (see cpuTimes.Idle). -1 when no time
+// passed; clamped to [0, 1], since process times and idle are sampled a
+// moment apart.
+func otherShare(a, b cpuTimes, ownTicks uint64, wall time.Duration) float64 {
+	w := wall.Seconds() * userHZ
+	if w <= 0 || b.Idle < a.Idle {
+		return -1
+	}
+	other := w - float64(ownTicks) - float64(b.Idle-a.Idle)
+	return min(max(other, 0), w) / w
+}
+
+// userHZ is the unit of the times in /proc: USER_HZ, which the kernel fixes
+// at 100 on every architecture Go runs Linux on, whatever its own HZ.
+const userHZ = 100
+
+// ticksToDuration converts /proc clock ticks to time.
+func ticksToDuration(ticks uint64) time.Duration {
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
+// parseProcTicks reads user + system time, in clock ticks, from the text of
+// /proc/<pid>/stat. Every thread of the process is in it; waited-for
+// children are not (cutime and cstime are left out). The command name in
+// parentheses may hold spaces and parentheses, so fields count from the
+// last ')'.
+func parseProcTicks(stat string) (uint64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat %q: no ')' after the command name", stat)
+	}
+	// After ')': state (field 3) ... utime (14) and stime (15).
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat %q: want at least 15 fields", stat)
+	}
+	var ticks uint64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat %q: utime or stime: %w", stat, err)
+		}
+		ticks += n
+	}
+	return ticks, nil
+}
+
+// readProcTicks sums the CPU ticks of pid and, with withChildren, of its
+// direct children (nginx's workers beside its master).
+func readProcTicks(pid int, withChildren bool) (uint64, error) {
+	pids := []int{pid}
+	if withChildren {
+		kids, err := childPIDs(pid)
+		if err != nil {
+			return 0, err
+		}
+		pids = append(pids, kids...)
+	}
+	var sum uint64
+	for _, p := range pids {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat"))
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseProcTicks(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: %w", p, err)
+		}
+		sum += n
+	}
+	return sum, nil
 }

@@ -133,7 +133,7 @@ intr 242001233 0 9 0 0 0 0 0 0 0 0 0 0 0 0 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cpuTimes{Steal: 90305, Total: 580962 + 1128 + 507170 + 4655890 + 7543 + 0 + 43032 + 90305}
+	want := cpuTimes{Steal: 90305, Total: 580962 + 1128 + 507170 + 4655890 + 7543 + 0 + 43032 + 90305, Idle: 4655890 + 7543}
 	if got != want {
 		t.Errorf("cpu1 = %+v, want %+v", got, want)
 	}
@@ -166,5 +166,124 @@ func TestReadCPUStat(t *testing.T) {
 	}
 	if b.Total < a.Total || b.Steal < a.Steal || a.Total == 0 {
 		t.Errorf("CPU 0 times went from %+v to %+v, want non-zero and growing", a, b)
+	}
+}
+
+func TestParseProcTicks(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       uint64
+	}{
+		{"real", readTestdata(t, "proc-pid-stat-after.txt"), 44 + 3},
+		// The command name is the process's to choose: spaces and ')' in it
+		// must not shift the fields.
+		{"odd name", "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 0 0 0 123 45 6 7 20 0 3 0 100 1000 50 1 2 3\n", 123 + 45},
+	} {
+		got, err := parseProcTicks(tc.stat)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: parseProcTicks = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "42 no parens S 1 2", "42 (x) S 1 2 3", "42 (x) S 1 42 42 0 -1 0 10 0 0 0 abc 45 6"} {
+		if _, err := parseProcTicks(bad); err == nil {
+			t.Errorf("parseProcTicks(%q) = nil error", bad)
+		}
+	}
+}
+
+// TestCPUArithmetic takes a real pair of /proc/stat and /proc/<pid>/stat
+// samples, a busy loop pinned to CPU 1 for about a second on a shared
+// host, through the sums the bench does.
+func TestCPUArithmetic(t *testing.T) {
+	stat := func(name string) cpuTimes {
+		t.Helper()
+		c, err := parseCPUStat(strings.NewReader(readTestdata(t, name)), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ticks := func(name string) uint64 {
+		t.Helper()
+		n, err := parseProcTicks(readTestdata(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cpuA, cpuB := stat("proc-stat-before.txt"), stat("proc-stat-after.txt")
+	own := ticks("proc-pid-stat-after.txt") - ticks("proc-pid-stat-before.txt")
+	if own != 40 {
+		t.Fatalf("own ticks = %d, want 47 - 7 = 40", own)
+	}
+	// cpu1 went from 120528 101 45142 75198 1421 0 5837 348 to
+	// 120636 101 45178 75198 1421 0 5838 348: never idle, so over 1.6 s
+	// (160 ticks) of wall, 40 ticks ours, the other 120 went to others.
+	if got, want := otherShare(cpuA, cpuB, own, 1600*time.Millisecond), 120.0/160; got != want {
+		t.Errorf("otherShare = %v, want %v", got, want)
+	}
+	if got := stealShare(cpuA, cpuB); got != 0 {
+		t.Errorf("stealShare = %v, want 0", got)
+	}
+	// 40 ticks are 400 ms; over 10,000 requests, 40 µs each.
+	r := Result{Requests: 10000, Servers: []Proc{{CPU: ticksToDuration(own)}}}
+	if got := r.CPUPerRequest(0); got != 40*time.Microsecond {
+		t.Errorf("CPU per request = %v, want 40µs", got)
+	}
+	if got := r.CPUPerRequest(1); got != 0 {
+		t.Errorf("CPU per request of a missing upstream = %v, want 0", got)
+	}
+	if got := (Result{Servers: r.Servers}).CPUPerRequest(0); got != 0 {
+		t.Errorf("CPU per request with no requests = %v, want 0", got)
+	}
+}
+
+func TestOtherShare(t *testing.T) {
+	a := cpuTimes{Idle: 500, Steal: 10, Total: 1000}
+	for _, tc := range []struct {
+		name string
+		b    cpuTimes
+		own  uint64
+		wall time.Duration
+		want float64
+	}{
+		// 100 ticks of wall: 60 ours, 20 idle, 20 others.
+		{"others", cpuTimes{Idle: 520, Total: 1100}, 60, time.Second, 0.2},
+		{"only ours", cpuTimes{Idle: 520, Total: 1100}, 80, time.Second, 0},
+		// The CPU's busy columns lost ticks (Total grew by 70 in 100 ticks
+		// of wall): the wall clock still says what others took.
+		{"lost ticks", cpuTimes{Idle: 530, Total: 1070}, 50, time.Second, 0.2},
+		// Process times and idle are read a moment apart: a little over the
+		// wall is sampling error, not negative work.
+		{"ours and idle over the wall", cpuTimes{Idle: 530, Total: 1100}, 75, time.Second, 0},
+		{"no time", a, 0, 0, -1},
+	} {
+		if got := otherShare(a, tc.b, tc.own, tc.wall); got != tc.want {
+			t.Errorf("%s: otherShare = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestReadProcTicks(t *testing.T) {
+	own, err := readProcTicks(os.Getpid(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn CPU until the kernel has charged us at least one more tick;
+	// bounded so a broken reading fails instead of hanging.
+	deadline := time.Now().Add(10 * time.Second)
+	for now := own; now == own; {
+		if time.Now().After(deadline) {
+			t.Fatalf("ticks stayed at %d through 10 s of spinning", own)
+		}
+		for i := 0; i < 1e6; i++ {
+			_ = i * i
+		}
+		if now, err = readProcTicks(os.Getpid(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := readProcTicks(-1, false); err == nil {
+		t.Error("readProcTicks(-1) = nil error")
 	}
 }

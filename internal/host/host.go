@@ -23,7 +23,7 @@ import (
 
 // Tool is a command some target needs and the Debian package that ships it.
 type Tool struct {
-	Cmd     string // looked up in PATH and the sbin folders
+	Cmd     string // looked up in PATH and the sbin folders; an absolute path need only exist
 	Package string
 	For     string // what needs it, for messages
 }
@@ -52,6 +52,11 @@ var (
 		{"wrk", "wrk", "the load test"},
 		{"nginx", "nginx-light", "the nginx yardstick"},
 		{"taskset", "util-linux", "pinning the load test to CPUs"},
+		// Python modules have no command: their files stand for them.
+		{"/usr/lib/python3/dist-packages/uvicorn/__main__.py", "python3-uvicorn", "the nginx -> uvicorn yardstick"},
+		{"/usr/lib/python3/dist-packages/fastapi/__init__.py", "python3-fastapi", "the nginx -> uvicorn yardstick"},
+		{"/usr/lib/python3/dist-packages/uvloop/__init__.py", "python3-uvloop", "uvicorn's event loop"},
+		{"/usr/lib/python3/dist-packages/httptools/__init__.py", "python3-httptools", "uvicorn's HTTP parser"},
 	}
 )
 
@@ -82,6 +87,12 @@ func Real(logDir string) Env {
 // LookPath is exec.LookPath that also searches the sbin folders: a non-root PATH on Debian
 // often lacks them, and the daemons and nginx live there.
 func LookPath(name string) (string, error) {
+	if filepath.IsAbs(name) {
+		if st, err := os.Stat(name); err != nil || st.IsDir() {
+			return "", exec.ErrNotFound
+		}
+		return name, nil
+	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}

@@ -3,10 +3,12 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -109,7 +111,11 @@ func TestInstallNotDebian(t *testing.T) {
 }
 
 func TestInstallNothingMissing(t *testing.T) {
-	e, ran := fakeEnv(t, 1000, fedora, "wrk", "nginx", "taskset")
+	var all []string
+	for _, tool := range Bench {
+		all = append(all, tool.Cmd)
+	}
+	e, ran := fakeEnv(t, 1000, fedora, all...)
 	var out bytes.Buffer
 	if err := e.Install(context.Background(), &out, Bench); err != nil {
 		t.Fatalf("Install with all present = %v", err)
@@ -225,5 +231,23 @@ func TestStartDoesNotStartASecondDaemon(t *testing.T) {
 	}
 	if len(*ran) != 0 {
 		t.Errorf("ran %q, want nothing (dockerd already runs)", *ran)
+	}
+}
+
+// TestLookPathAbsolute: a Python module has no command, so the tool lists
+// name one of its files, which need only exist.
+func TestLookPathAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "__init__.py")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LookPath(file); err != nil || got != file {
+		t.Errorf("LookPath(%q) = %q, %v; want the file", file, got, err)
+	}
+	for _, missing := range []string{filepath.Join(dir, "absent.py"), dir} {
+		if _, err := LookPath(missing); !errors.Is(err, exec.ErrNotFound) {
+			t.Errorf("LookPath(%q) = %v, want ErrNotFound", missing, err)
+		}
 	}
 }
