@@ -134,6 +134,10 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 		// Not fasthttp's default; nothing else of the browser's is sent, neither its cookies
 		// nor its headers of any size.
 		req.Header.SetUserAgent("clock-web")
+		// Parsed here, once: each copy takes the parsed form instead of parsing it again.
+		if len(req.URI().Host()) == 0 {
+			return nil, fmt.Errorf("API_URL %q: no host in %s", target.Redacted(), clockURL)
+		}
 		*r.req = req
 	}
 	return p, nil
