@@ -72,8 +72,12 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 	clockURL := &url.URL{Scheme: target.Scheme, Host: target.Host, Path: strings.TrimSuffix(target.Path, "/") + "/clock"}
 	isTLS := target.Scheme == "https"
 	port := target.Port()
-	if port == "" {
-		port = map[bool]string{false: "80", true: "443"}[isTLS]
+	switch {
+	case port != "":
+	case isTLS:
+		port = "443"
+	default:
+		port = "80"
 	}
 	// The one address ever dialled; HostClient's Addr would also read a comma as a list.
 	addr := net.JoinHostPort(target.Hostname(), port)
@@ -82,7 +86,8 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 	client := &fasthttp.HostClient{
 		Addr:  addr,
 		IsTLS: isTLS,
-		// Never an HTTP_PROXY from the environment: the API is on a private network.
+		// Only ever the API's address: no HTTP_PROXY from the environment (fasthttp reads
+		// none), no second address.
 		DialTimeout: func(_ string, timeout time.Duration) (net.Conn, error) {
 			// timeout is what is left of the exchange's deadline (0 for a dial made for a
 			// request waiting on a full pool); the dial has its own shorter bound, so that a
@@ -101,7 +106,7 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 		MaxConns:           serve.MaxConns,
 		MaxConnWaitTimeout: cfg.ProxyTimeout,
 		// The exchange sets one deadline on the connection (exchange.RoundTrip); these
-		// bound the TLS handshake of a dial made for a waiting request.
+		// bound a TLS handshake, which starts when the exchange's dial does.
 		ReadTimeout:         cfg.ProxyTimeout,
 		WriteTimeout:        cfg.ProxyTimeout,
 		MaxIdleConnDuration: upstreamIdle,
@@ -219,6 +224,7 @@ func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *f
 		client = context.Background()
 	}
 	timeout := req.GetTimeOut()
+	deadline := time.Now().Add(timeout) // before the dial: it is part of the exchange
 	cc, err := hc.AcquireConn(timeout, false)
 	if err != nil {
 		return false, err
@@ -228,7 +234,7 @@ func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *f
 	stop := context.AfterFunc(client, func() { _ = conn.Close() })
 
 	written := false
-	err = conn.SetDeadline(time.Now().Add(timeout))
+	err = conn.SetDeadline(deadline)
 	if err == nil {
 		bw := hc.AcquireWriter(conn)
 		err = req.Write(bw)
@@ -356,7 +362,7 @@ func exchangeStatus(client context.Context, err error) (int, error) {
 	case errors.As(err, &small):
 		return http.StatusBadGateway, errUpstreamHeaders
 	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) ||
-		errors.Is(err, os.ErrDeadlineExceeded):
+		errors.Is(err, fasthttp.ErrTLSHandshakeTimeout) || errors.Is(err, os.ErrDeadlineExceeded):
 		return http.StatusGatewayTimeout, err
 	case errors.Is(err, fasthttp.ErrConnectionClosed) || err == io.EOF:
 		return http.StatusBadGateway, errUpstreamNoAnswer
@@ -364,6 +370,17 @@ func exchangeStatus(client context.Context, err error) (int, error) {
 		return http.StatusBadGateway, errUpstreamCut
 	case errors.As(err, &opErr):
 		return http.StatusBadGateway, err // a reset or closed connection
+	case isTLSError(err):
+		return http.StatusBadGateway, fmt.Errorf("TLS with the API: %w", err)
 	}
 	return http.StatusBadGateway, fmt.Errorf("malformed HTTP answer from the API: %w", err)
+}
+
+// isTLSError reports an API whose certificate or handshake failed, so that it is not
+// logged as a malformed answer.
+func isTLSError(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	return errors.As(err, &certErr) || errors.As(err, &alert) || errors.As(err, &record)
 }

@@ -298,6 +298,7 @@ func TestProxyTLSVerifies(t *testing.T) {
 		t.Fatalf("GET /clock from an API with an unknown certificate: %d, want 502", rec.Code)
 	}
 	assertGenericError(t, rec.Body.String(), rec.Header(), api.URL, http.StatusBadGateway)
+	mustContain(t, "log", logs.String(), "TLS with the API")
 	mustContain(t, "log", logs.String(), "certificate")
 	if n := seen.Load(); n != 0 {
 		t.Errorf("the API got %d requests over an unverified connection, want none", n)
