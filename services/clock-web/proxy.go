@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +11,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/clock-app/clock/services/internal/logjson"
+	"github.com/clock-app/clock/services/internal/serve"
 )
 
 // The caps on what the API may send back. clock-api answers /clock with an 18-byte body
@@ -22,11 +27,15 @@ import (
 // clock, and holding it would only let a broken or hostile upstream spend our memory.
 const (
 	// maxUpstreamBody leaves room for any float the API could print (a float64's shortest
-	// form is at most 24 characters) and is small enough to be read into a pooled buffer.
+	// form is at most 24 characters).
 	maxUpstreamBody = 64
-	// maxUpstreamHeaderBytes is http.Transport's limit on the status line and headers,
-	// twenty times what clock-api sends, a sixteenth of net/http's 64 KiB default.
+	// maxUpstreamHeaderBytes caps the status line and headers: the size of the read buffer
+	// they must fit in, twenty times what clock-api sends.
 	maxUpstreamHeaderBytes = 4 << 10
+	// upstreamIdle is how long an unused connection to the API stays pooled: well under
+	// clock-api's IDLE_TIMEOUT default (60s), so that the proxy, not the API, usually closes
+	// it, and long enough for pages that poll twice a second to keep the pool warm.
+	upstreamIdle = 30 * time.Second
 )
 
 var (
@@ -38,18 +47,16 @@ var (
 // clockProxy forwards GET and HEAD /clock to the API's /clock and copies back the body
 // and nothing else.
 //
-// It is not an httputil.ReverseProxy: the hop has one route, one upstream and a body of
-// about 20 bytes, and the rules below (no request body, no client header and no upstream
-// header crosses, only a capped 200 text/plain answer comes back) are most of what
-// ReverseProxy would otherwise do and then have undone. One RoundTrip and one capped read
-// into a pooled buffer cost a quarter fewer allocations than ReverseProxy did here
-// (BenchmarkClockProxy, fake upstream included: 96 to 73 a request, 7.8 to 6.0 KB), and
-// ReverseProxy's own errors went to the log package's stderr as plain text.
+// The hop is synchronous: the handler's goroutine writes the request on a pooled
+// connection and parses the answer itself (fasthttp's HostClient), where http.Transport
+// hands every exchange to a read and a write goroutine per connection and builds header
+// maps to filter them again. Every page polls /clock twice a second, so this hop decides
+// what a VM serves; the README's measurements have the costs of both.
 type clockProxy struct {
-	transport *http.Transport
+	client *fasthttp.HostClient
 	// get and head are the only requests ever sent: built once from the configuration,
-	// never from the incoming request, and cloned with the request's context.
-	get, head *http.Request
+	// never from the incoming request, and copied for each exchange.
+	get, head *fasthttp.Request
 	timeout   time.Duration
 	upstream  string // API_URL for the log, credentials redacted
 	logger    *slog.Logger
@@ -63,43 +70,79 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 		return nil, err
 	}
 	clockURL := &url.URL{Scheme: target.Scheme, Host: target.Host, Path: strings.TrimSuffix(target.Path, "/") + "/clock"}
+	isTLS := target.Scheme == "https"
+	port := target.Port()
+	switch {
+	case port != "":
+	case isTLS:
+		port = "443"
+	default:
+		port = "80"
+	}
+	// The one address ever dialled; HostClient's Addr would also read a comma as a list.
+	addr := net.JoinHostPort(target.Hostname(), port)
 
-	dialer := &net.Dialer{Timeout: cfg.ProxyDialTimeout, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		// Never an HTTP_PROXY from the environment: the API is on a private network.
-		Proxy:       nil,
-		DialContext: dialer.DialContext,
-		// Each request's context carries the one deadline of the whole exchange. The
-		// transport may finish a dial after the request that started it gave up, to pool
-		// it; the handshake timeout bounds that leftover work too.
-		TLSHandshakeTimeout:    cfg.ProxyTimeout,
-		MaxResponseHeaderBytes: maxUpstreamHeaderBytes,
-		// A 20-byte body gains nothing from gzip, and an encoded answer is refused below.
-		DisableCompression: true,
-		// Every page polls twice a second: keep connections to the one upstream warm.
-		MaxIdleConns:        100,
-		MaxIdleConnsPerHost: 100,
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   true,
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	client := &fasthttp.HostClient{
+		Addr:  addr,
+		IsTLS: isTLS,
+		// Only ever the API's address: no HTTP_PROXY from the environment (fasthttp reads
+		// none), no second address.
+		DialTimeout: func(_ string, timeout time.Duration) (net.Conn, error) {
+			// timeout is what is left of the exchange's deadline (0 for a dial made for a
+			// request waiting on a full pool); the dial has its own shorter bound, so that a
+			// dead API is a quick 502.
+			if timeout <= 0 || timeout > cfg.ProxyDialTimeout {
+				timeout = cfg.ProxyDialTimeout
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return dialer.DialContext(ctx, "tcp", addr)
+		},
+		TLSConfig: &tls.Config{ServerName: target.Hostname(), MinVersion: tls.VersionTLS12},
+		// At most one /clock is in flight per browser connection, and the server holds at
+		// most serve.MaxConns of those: the pool never makes a request wait, and if it ever
+		// did, the wait is part of the one deadline (504).
+		MaxConns:           serve.MaxConns,
+		MaxConnWaitTimeout: cfg.ProxyTimeout,
+		// The exchange sets one deadline on the connection (exchange.RoundTrip); these
+		// bound a TLS handshake, which starts when the exchange's dial does.
+		ReadTimeout:         cfg.ProxyTimeout,
+		WriteTimeout:        cfg.ProxyTimeout,
+		MaxIdleConnDuration: upstreamIdle,
+		ReadBufferSize:      maxUpstreamHeaderBytes,
+		MaxResponseBodySize: maxUpstreamBody,
+		// Only Content-Type, Content-Encoding and Content-Length are looked at, and fasthttp
+		// matches those case-insensitively: the other names need no canonical form.
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultUserAgentHeader:      true,
+		// A request is retried only on a pooled connection the API had already closed
+		// (exchange.RoundTrip); each such connection is dropped, so the pool bounds the
+		// retries and the deadline bounds their time.
+		MaxIdemponentCallAttempts: serve.MaxConns + 1,
+		Transport:                 exchange{},
 	}
 
 	p := &clockProxy{
-		transport: transport,
-		timeout:   cfg.ProxyTimeout,
-		upstream:  target.Redacted(),
-		logger:    logger,
+		client:   client,
+		timeout:  cfg.ProxyTimeout,
+		upstream: target.Redacted(),
+		logger:   logger,
 	}
 	for _, r := range []struct {
-		req    **http.Request
+		req    **fasthttp.Request
 		method string
-	}{{&p.get, http.MethodGet}, {&p.head, http.MethodHead}} {
-		req, err := http.NewRequest(r.method, clockURL.String(), nil)
-		if err != nil {
-			return nil, err
+	}{{&p.get, fasthttp.MethodGet}, {&p.head, fasthttp.MethodHead}} {
+		req := &fasthttp.Request{}
+		req.SetRequestURI(clockURL.String())
+		req.Header.SetMethod(r.method)
+		// Not fasthttp's default; nothing else of the browser's is sent, neither its cookies
+		// nor its headers of any size.
+		req.Header.SetUserAgent("clock-web")
+		// Parsed here, once: each copy takes the parsed form instead of parsing it again.
+		if len(req.URI().Host()) == 0 {
+			return nil, fmt.Errorf("API_URL %q: no host in %s", target.Redacted(), clockURL)
 		}
-		// Not Go's default "Go-http-client/1.1"; nothing else of the browser's is sent,
-		// neither its cookies nor its headers of any size.
-		req.Header = http.Header{"User-Agent": {"clock-web"}}
 		*r.req = req
 	}
 	return p, nil
@@ -109,12 +152,11 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 // generic 502.
 var (
 	errUpstreamTooLarge = fmt.Errorf("upstream body over %d bytes", maxUpstreamBody)
+	errUpstreamHeaders  = fmt.Errorf("upstream status line and headers exceeded %d bytes", maxUpstreamHeaderBytes)
 	errUpstreamEncoded  = errors.New("upstream body has a Content-Encoding")
+	errUpstreamNoAnswer = errors.New("upstream closed the connection before answering (EOF)")
+	errUpstreamCut      = errors.New("upstream closed the connection mid-answer: unexpected EOF")
 )
-
-// bodyBufs holds the buffers the API's answers are read into: one byte over the cap, so
-// that a full buffer means too large.
-var bodyBufs = sync.Pool{New: func() any { return new([maxUpstreamBody + 1]byte) }}
 
 func (p *clockProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -128,95 +170,138 @@ func (p *clockProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	req := p.get
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
 	if r.Method == http.MethodHead {
-		req = p.head
+		p.head.CopyTo(req)
+	} else {
+		p.get.CopyTo(req)
 	}
-	// One deadline for dial, request, headers and body; the dial has its own shorter one so
-	// that a dead API is a quick 502.
-	ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
-	defer cancel()
-	res, err := p.transport.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		p.failExchange(w, r, ctx, err)
-		return
-	}
-	defer res.Body.Close() // unread bytes close the connection instead of pooling it
+	req.SetUserValue(clientKey{}, r.Context())
+	res := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(res)
+	// A missing Content-Type stays missing, instead of fasthttp's default text/plain.
+	res.Header.SetNoDefaultContentType(true)
 
-	if err := checkAnswer(res); err != nil {
-		p.fail(w, r, http.StatusBadGateway, err)
+	// One deadline for dial, request, headers and body; the dial has its own shorter one.
+	if err := p.client.DoDeadline(req, res, time.Now().Add(p.timeout)); err != nil {
+		p.failExchange(w, r, err)
 		return
 	}
-	buf := bodyBufs.Get().(*[maxUpstreamBody + 1]byte)
-	defer bodyBufs.Put(buf)
-	n, err := readFull(res.Body, buf[:])
-	if errors.Is(err, errUpstreamTooLarge) {
+	if err := checkAnswer(&res.Header); err != nil {
 		p.fail(w, r, http.StatusBadGateway, err)
-		return
-	}
-	if err != nil {
-		// The upstream broke mid-answer, or was too slow with its body.
-		p.failExchange(w, r, ctx, err)
 		return
 	}
 
 	h["Content-Type"] = hdrTextPlainCT
-	if r.Method == http.MethodHead && res.ContentLength >= 0 {
+	if r.Method == http.MethodHead && res.Header.ContentLength() >= 0 {
 		// The one thing of the upstream's that crosses besides the body: its length.
 		// A GET's is set by net/http from the body itself.
-		h["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
+		h["Content-Length"] = []string{strconv.Itoa(res.Header.ContentLength())}
 	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(buf[:n]); err != nil {
+	if _, err := w.Write(res.Body()); err != nil {
 		// Too late for another status: the access log has the 200, this line the abort.
 		p.logFailure(r, statusClientClosedRequest, err)
 	}
 }
 
-// checkAnswer refuses every answer but a 200 text/plain of at most maxUpstreamBody bytes,
-// before its body is read.
-func checkAnswer(res *http.Response) error {
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("upstream status %d", res.StatusCode)
+// clientKey is the fasthttp user value under which an exchange carries its browser's
+// request context.
+type clientKey struct{}
+
+// exchange is fasthttp's default transport cut down to a bodiless request, plus the one
+// thing HostClient lacks: a browser that goes away closes the connection to the API at
+// once, as http.Transport does when a request's context ends, instead of leaving the API's
+// work to run out the deadline.
+type exchange struct{}
+
+// RoundTrip sends req on a pooled or new connection under one deadline and reads the
+// answer, its body capped by MaxResponseBodySize and its headers by ReadBufferSize.
+func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *fasthttp.Response) (retry bool, err error) {
+	client, _ := req.UserValue(clientKey{}).(context.Context)
+	if client == nil {
+		client = context.Background()
 	}
-	if ct := res.Header["Content-Type"]; !isTextPlain(ct) {
-		return fmt.Errorf("upstream Content-Type %q, want text/plain", ct)
+	timeout := req.GetTimeOut()
+	deadline := time.Now().Add(timeout) // before the dial: it is part of the exchange
+	cc, err := hc.AcquireConn(timeout, false)
+	if err != nil {
+		return false, err
 	}
-	if _, ok := res.Header["Content-Encoding"]; ok {
+	conn := cc.Conn()
+	pooled := !cc.LastUseTime().IsZero()
+	stop := context.AfterFunc(client, func() { _ = conn.Close() })
+
+	written := false
+	err = conn.SetDeadline(deadline)
+	if err == nil {
+		bw := hc.AcquireWriter(conn)
+		err = req.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		hc.ReleaseWriter(bw)
+		written = err == nil
+	}
+	if err == nil {
+		if req.Header.IsHead() {
+			res.SkipBody = true
+		}
+		if hc.DisableHeaderNamesNormalizing {
+			res.Header.DisableNormalizing()
+		}
+		br := hc.AcquireReader(conn)
+		err = res.ReadLimitBody(br, hc.MaxResponseBodySize)
+		hc.ReleaseReader(br)
+	}
+
+	// A connection the browser's leaving closed, or in any state but between two answers,
+	// is never pooled.
+	if !stop() || err != nil || res.ConnectionClose() {
+		hc.CloseConn(cc)
+	} else {
+		hc.ReleaseConn(cc)
+	}
+	if err == nil || client.Err() != nil || !pooled {
+		return false, err
+	}
+	// The API may close an idle connection just as it is reused: the request then fails to
+	// be written, or the answer ends before its first byte (fasthttp reports io.EOF). Nothing
+	// was answered, so another connection may try; anything else is the API's answer.
+	var netErr net.Error
+	timedOut := errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, fasthttp.ErrTimeout)
+	return !timedOut && (!written || err == io.EOF), err
+}
+
+// checkAnswer refuses every answer but a 200 text/plain of at most maxUpstreamBody bytes
+// (for a HEAD, the declared length; a GET's body was capped while it was read).
+func checkAnswer(res *fasthttp.ResponseHeader) error {
+	if res.StatusCode() != http.StatusOK {
+		return fmt.Errorf("upstream status %d", res.StatusCode())
+	}
+	if ct := res.ContentType(); !isTextPlain(ct) {
+		values := []string{}
+		if len(ct) > 0 {
+			values = append(values, string(ct))
+		}
+		return fmt.Errorf("upstream Content-Type %q, want text/plain", values)
+	}
+	if len(res.ContentEncoding()) > 0 {
 		return errUpstreamEncoded
 	}
-	if res.ContentLength > maxUpstreamBody {
+	if res.ContentLength() > maxUpstreamBody {
 		return errUpstreamTooLarge
 	}
 	return nil
 }
 
-// isTextPlain reports whether a Content-Type header is exactly one text/plain value, with
-// any parameters (the media type is case-insensitive, RFC 9110 8.3.1).
-func isTextPlain(values []string) bool {
-	if len(values) != 1 {
-		return false
-	}
-	mt, _, _ := strings.Cut(values[0], ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "text/plain")
-}
-
-// readFull reads r to its end into buf; filling buf means the body is larger than the
-// caller wants. Unlike io.ReadFull it keeps a body's own io.ErrUnexpectedEOF (an upstream
-// that closed before its Content-Length) apart from a short body.
-func readFull(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, errUpstreamTooLarge
+// isTextPlain reports whether a Content-Type value is text/plain, with any parameters (the
+// media type is case-insensitive, RFC 9110 8.3.1). fasthttp keeps the last of repeated
+// Content-Type lines.
+func isTextPlain(value []byte) bool {
+	mt, _, _ := bytes.Cut(value, []byte(";"))
+	return bytes.EqualFold(bytes.TrimSpace(mt), []byte("text/plain"))
 }
 
 // fail answers a generic error page and logs the cause, which the browser never sees.
@@ -226,12 +311,12 @@ func (p *clockProxy) fail(w http.ResponseWriter, r *http.Request, status int, er
 }
 
 // failExchange answers an error of the exchange itself; a 504's line names the setting.
-func (p *clockProxy) failExchange(w http.ResponseWriter, r *http.Request, exchange context.Context, err error) {
-	status := exchangeStatus(r.Context(), exchange, err)
+func (p *clockProxy) failExchange(w http.ResponseWriter, r *http.Request, err error) {
+	status, cause := exchangeStatus(r.Context(), err)
 	if status == http.StatusGatewayTimeout {
-		err = fmt.Errorf("no whole answer within CLOCK_WEB_PROXY_TIMEOUT (%s): %w", p.timeout, err)
+		cause = fmt.Errorf("no whole answer within CLOCK_WEB_PROXY_TIMEOUT (%s): %w", p.timeout, err)
 	}
-	p.fail(w, r, status, err)
+	p.fail(w, r, status, cause)
 }
 
 // logFailure logs a failed or aborted exchange as JSON, like every other line.
@@ -259,20 +344,43 @@ func writeError(w http.ResponseWriter, status int) {
 // ever logged, since nobody is left to read it.
 const statusClientClosedRequest = 499
 
-// exchangeStatus maps an error of the exchange: the client gone is a 499, a failed
-// connection a 502 (the API is down), the exchange's deadline a 504, anything else (a
-// malformed or cut answer, headers over the cap) a 502.
-func exchangeStatus(client, exchange context.Context, err error) int {
+// exchangeStatus maps an error of the exchange to a status and the cause to log: the
+// client gone is a 499, a failed connection a 502 (the API is down), the deadline a 504,
+// anything else (a malformed or cut answer, over a cap) a 502.
+func exchangeStatus(client context.Context, err error) (int, error) {
 	if client.Err() != nil {
-		return statusClientClosedRequest
+		return statusClientClosedRequest, err
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return http.StatusBadGateway
+		return http.StatusBadGateway, err
 	}
-	var netErr net.Error
-	if exchange.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
-		return http.StatusGatewayTimeout
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return http.StatusBadGateway, errUpstreamTooLarge
+	case errors.As(err, &small):
+		return http.StatusBadGateway, errUpstreamHeaders
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) ||
+		errors.Is(err, fasthttp.ErrTLSHandshakeTimeout) || errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusGatewayTimeout, err
+	case errors.Is(err, fasthttp.ErrConnectionClosed) || err == io.EOF:
+		return http.StatusBadGateway, errUpstreamNoAnswer
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return http.StatusBadGateway, errUpstreamCut
+	case errors.As(err, &opErr):
+		return http.StatusBadGateway, err // a reset or closed connection
+	case isTLSError(err):
+		return http.StatusBadGateway, fmt.Errorf("TLS with the API: %w", err)
 	}
-	return http.StatusBadGateway
+	return http.StatusBadGateway, fmt.Errorf("malformed HTTP answer from the API: %w", err)
+}
+
+// isTLSError reports an API whose certificate or handshake failed, so that it is not
+// logged as a malformed answer.
+func isTLSError(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	return errors.As(err, &certErr) || errors.As(err, &alert) || errors.As(err, &record)
 }

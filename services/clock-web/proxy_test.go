@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,5 +245,62 @@ func TestProxyKeepsConnections(t *testing.T) {
 	// The refused answer's connection was dropped, the others stayed in the pool.
 	if n := conns() - before; n > 1 {
 		t.Errorf("after a refused answer, %d new connections, want at most 1", n)
+	}
+}
+
+// TestProxyRetriesOnlyStaleConnections: a pooled connection that the API closed while it
+// was idle costs the browser nothing (the request goes again on a new one), but an API that
+// fails a fresh connection gets each request once.
+func TestProxyRetriesOnlyStaleConnections(t *testing.T) {
+	const keepAliveAnswer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\n" + upstreamBody
+	var served atomic.Int64
+	// Each connection answers one request as if it stayed open, then is closed.
+	api := rawAPI(t, func(c net.Conn) {
+		served.Add(1)
+		io.WriteString(c, keepAliveAnswer)
+	})
+	h, logs := newTestHandler(t, api, nil)
+	for i := range 3 {
+		if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusOK || rec.Body.String() != upstreamBody {
+			t.Fatalf("GET /clock #%d on a closed pooled connection: %d %q, want 200 %q (log %s)",
+				i+1, rec.Code, rec.Body.String(), upstreamBody, logs)
+		}
+	}
+	if n := served.Load(); n != 3 {
+		t.Errorf("the API answered %d requests, want 3", n)
+	}
+
+	var seen atomic.Int64
+	closing := rawAPI(t, func(net.Conn) { seen.Add(1) }) // reads the request, answers nothing
+	h, _ = newTestHandler(t, closing, nil)
+	if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusBadGateway {
+		t.Fatalf("GET /clock from an API that hangs up: %d, want 502", rec.Code)
+	}
+	if n := seen.Load(); n != 1 {
+		t.Errorf("an API that hangs up on a fresh connection got the request %d times, want 1", n)
+	}
+}
+
+// TestProxyTLSVerifies: an https API_URL speaks TLS and checks the API's certificate
+// against the system's roots; one it cannot verify is a 502 and the API sees nothing.
+func TestProxyTLSVerifies(t *testing.T) {
+	var seen atomic.Int64
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, upstreamBody)
+	}))
+	api.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	t.Cleanup(api.Close)
+	h, logs := newTestHandler(t, api.URL, nil)
+	rec := do(t, h, "GET", "/clock", nil)
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("GET /clock from an API with an unknown certificate: %d, want 502", rec.Code)
+	}
+	assertGenericError(t, rec.Body.String(), rec.Header(), api.URL, http.StatusBadGateway)
+	mustContain(t, "log", logs.String(), "TLS with the API")
+	mustContain(t, "log", logs.String(), "certificate")
+	if n := seen.Load(); n != 0 {
+		t.Errorf("the API got %d requests over an unverified connection, want none", n)
 	}
 }
