@@ -17,7 +17,7 @@ import (
 type Options struct {
 	VM         bool   // libvirt, qemu and the image tools, and their daemons
 	Browser    bool   // chromium for the browser tests
-	Bench      bool   // wrk and nginx for mage bench
+	Bench      bool   // the tools in Bench (wrk, nginx, uvicorn) for mage bench
 	LibvirtURI string // where the VM runs
 }
 
