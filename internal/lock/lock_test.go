@@ -320,4 +320,3 @@ func TestRemoteSudoWrapsTheScript(t *testing.T) {
 type runFunc func(context.Context, string) ([]byte, error)
 
 func (f runFunc) Run(ctx context.Context, cmd string) ([]byte, error) { return f(ctx, cmd) }
-
