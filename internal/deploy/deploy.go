@@ -397,6 +397,11 @@ func ansibleTarget(t sshx.Target) (ansible.Target, error) {
 func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	var sum Summary
+	locks, err := d.lockHere("deploy")
+	if err != nil {
+		return sum, err
+	}
+	defer locks.release(ctx)
 	timed := func(name string, f func() error) error {
 		t0 := time.Now()
 		err := f()
@@ -430,6 +435,10 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 	}
 	host, _, _ := net.SplitHostPort(target.Addr)
 	sum.Target = target.Addr
+	// Before anything changes on the target: another operator may be deploying to it.
+	if err := timed("lock", func() error { return locks.onTarget(ctx, remoteLock(target)) }); err != nil {
+		return sum, err
+	}
 
 	if !d.Cfg.Remote() {
 		// Before Ansible: apt refuses a Release file from the future, and the containers
@@ -439,7 +448,7 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 		}
 	}
 
-	err := timed("ansible", func() error {
+	err = timed("ansible", func() error {
 		step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)
 		socket, stop, err := d.agent()
 		if err != nil {
@@ -511,8 +520,16 @@ func (d *Deployer) existingTarget(ctx context.Context) (sshx.Target, error) {
 
 // Stop removes both containers and their networks on the target; the VM keeps running.
 func (d *Deployer) Stop(ctx context.Context) (ansible.Recap, error) {
+	locks, err := d.lockHere("stop")
+	if err != nil {
+		return nil, err
+	}
+	defer locks.release(ctx)
 	t, err := d.existingTarget(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := locks.onTarget(ctx, remoteLock(t)); err != nil {
 		return nil, err
 	}
 	image, err := d.RunnerImage(ctx)

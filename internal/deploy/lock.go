@@ -1,0 +1,120 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/clock-app/clock/internal/lock"
+	"github.com/clock-app/clock/internal/progress"
+	"github.com/clock-app/clock/internal/sshx"
+)
+
+// unlockHint is how to clear a remote lock whose holder died; a local one cannot go stale.
+const unlockHint = "wait for it, or if it is dead run: go run mage.go unlock"
+
+// releaseTimeout bounds giving the locks back, which runs on a fresh context so that a
+// deploy ended by Ctrl-C still releases them.
+const releaseTimeout = 30 * time.Second
+
+// lockPath is this machine's deploy lock, in the state folder it guards.
+func (d *Deployer) lockPath() string { return d.Cfg.Path("deploy.lock") }
+
+// locks are the deploy locks one mage target holds: this machine's from the start, the
+// target's once it is reachable.
+type locks struct {
+	d      *Deployer
+	me     lock.Holder
+	local  *lock.Local
+	remote *lock.Remote
+}
+
+// lockHere takes this machine's lock for the mage target named target, or fails at once
+// naming the holder.
+func (d *Deployer) lockHere(target string) (*locks, error) {
+	step := progress.Start(d.out(), "lock: this machine")
+	me := lock.Me(target)
+	l, err := lock.TakeLocal(d.lockPath(), me)
+	if err != nil {
+		if errors.As(err, new(*lock.HeldError)) {
+			err = fmt.Errorf("%w; wait for it: the lock ends with that process", err)
+		}
+		return nil, step.Fail(err)
+	}
+	step.Done("held as %s", me)
+	return &locks{d: d, me: me, local: l}, nil
+}
+
+// remoteLock is the lock of target t, run over SSH as t's user (with sudo unless root).
+func remoteLock(t sshx.Target) lock.Remote {
+	host, _, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		host = t.Addr
+	}
+	return lock.Remote{Run: sshRunner{t}, Where: host, Path: lock.RemotePath, Sudo: t.User != "root"}
+}
+
+// onTarget takes the target's lock r too, or fails at once naming the holder and how to
+// clear it.
+func (l *locks) onTarget(ctx context.Context, r lock.Remote) error {
+	step := progress.Start(l.d.out(), "lock: "+r.Where)
+	if err := r.Take(ctx, l.me); err != nil {
+		if errors.As(err, new(*lock.HeldError)) {
+			err = fmt.Errorf("%w; %s", err, unlockHint)
+		}
+		return step.Fail(err)
+	}
+	l.remote = &r
+	step.Done("held as %s (%s)", l.me, lock.RemotePath)
+	return nil
+}
+
+// release gives both locks back, on every exit path. A remote lock that cannot be released
+// is a warning, not a failed deploy: the next one names it and says how to clear it.
+func (l *locks) release(ctx context.Context) {
+	if l.remote != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if err := l.remote.Release(ctx, l.me); err != nil {
+			fmt.Fprintf(l.d.out(), "warning: %v\n", err)
+		}
+	}
+	l.local.Release()
+}
+
+// Unlock clears the target's deploy lock that a dead deploy left, after printing its holder.
+// It refuses while a deploy, stop or rollback of this machine runs: that one is alive.
+func (d *Deployer) Unlock(ctx context.Context) error {
+	l, err := d.lockHere("unlock")
+	if err != nil {
+		return err
+	}
+	defer l.local.Release()
+	t, err := d.existingTarget(ctx)
+	if err != nil {
+		return err
+	}
+	r := remoteLock(t)
+	holder, cleared, err := r.Clear(ctx)
+	switch {
+	case err != nil:
+		return err
+	case !cleared:
+		fmt.Fprintf(d.out(), "unlock: no deploy lock on %s\n", r.Where)
+	case holder == nil:
+		fmt.Fprintf(d.out(), "unlock: cleared the lock on %s (it had no holder record)\n", r.Where)
+	default:
+		fmt.Fprintf(d.out(), "unlock: cleared the lock on %s held since %s by %s\n", r.Where, holder.Since.Format(time.RFC3339), holder)
+	}
+	return nil
+}
+
+// sshRunner runs the lock's commands on a target over a host-key-verified connection.
+type sshRunner struct{ t sshx.Target }
+
+func (r sshRunner) Run(ctx context.Context, cmd string) ([]byte, error) {
+	res, err := sshx.Run(ctx, r.t, cmd)
+	return res.Stdout, err
+}
