@@ -104,6 +104,15 @@ func Stop(ctx context.Context) error {
 	return err
 }
 
+// Unlock clears a deploy lock on the target that a dead deploy left, after printing its holder.
+func Unlock(ctx context.Context) error {
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	return d.Unlock(ctx)
+}
+
 // Status prints the VM's state and address, the containers' health and versions, and the URL.
 func Status(ctx context.Context) error {
 	d, err := deployer(ctx)
