@@ -93,3 +93,18 @@ func TestRemoteLockOfATarget(t *testing.T) {
 		}
 	}
 }
+
+func TestUnlockRefusesWhileADeployOfThisMachineRuns(t *testing.T) {
+	c := testConfig(t)
+	var out bytes.Buffer
+	held, err := (&Deployer{Cfg: c, Out: &out}).lockHere("deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.release(context.Background())
+	// The refusal comes before any target is looked for: this config has none running.
+	err = (&Deployer{Cfg: c, Out: &out}).Unlock(context.Background())
+	if !errors.As(err, new(*lock.HeldError)) || !strings.Contains(err.Error(), ", deploy); wait for it") {
+		t.Fatalf("got %v, want a refusal naming the running deploy", err)
+	}
+}

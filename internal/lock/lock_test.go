@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,3 +321,26 @@ func TestRemoteSudoWrapsTheScript(t *testing.T) {
 type runFunc func(context.Context, string) ([]byte, error)
 
 func (f runFunc) Run(ctx context.Context, cmd string) ([]byte, error) { return f(ctx, cmd) }
+
+func TestRemoteOneWinnerOfARace(t *testing.T) {
+	r, _ := newRemote(t)
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- r.Take(context.Background(), Holder{Who: "op@m" + strconv.Itoa(i), PID: i, Target: "deploy"}) }()
+	}
+	won := 0
+	for range n {
+		err := <-errs
+		var held *HeldError
+		switch {
+		case err == nil:
+			won++
+		case !errors.As(err, &held):
+			t.Errorf("a loser got %v, want a HeldError", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent takes won, want exactly 1", won, n)
+	}
+}

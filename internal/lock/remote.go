@@ -29,7 +29,7 @@ type Remote struct {
 // Each is a single command, so one SSH round trip decides.
 const (
 	takeScript = `d=%[1]s; mkdir -p -m 0755 "${d%%/*}" || exit 1
-if mkdir -m 0700 "$d" 2>/dev/null; then printf '%%s' %[2]s >"$d/holder" && echo taken
+if mkdir -m 0700 "$d" 2>/dev/null; then printf '%%s' %[2]s >"$d/holder" || { rm -rf -- "$d"; exit 1; }; echo taken
 elif [ -d "$d" ]; then echo held; cat "$d/holder" 2>/dev/null || true
 else mkdir "$d"; exit 1; fi`
 	// release removes the lock only while it is still this holder's: after an unlock
