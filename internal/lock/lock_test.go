@@ -327,7 +327,9 @@ func TestRemoteOneWinnerOfARace(t *testing.T) {
 	const n = 8
 	errs := make(chan error, n)
 	for i := range n {
-		go func() { errs <- r.Take(context.Background(), Holder{Who: "op@m" + strconv.Itoa(i), PID: i, Target: "deploy"}) }()
+		go func() {
+			errs <- r.Take(context.Background(), Holder{Who: "op@m" + strconv.Itoa(i), PID: i, Target: "deploy"})
+		}()
 	}
 	won := 0
 	for range n {
