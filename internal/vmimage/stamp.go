@@ -21,7 +21,8 @@ import (
 //	1: first recipe
 //	2: ed25519 host key only (faster first boot under TCG)
 //	3: DHCP client ID = MAC, so a re-created VM keeps its address
-const BuilderVersion = "3"
+//	4: systemd-resolved without LLMNR and mDNS (no 5355/5353 listeners)
+const BuilderVersion = "4"
 
 // stamp records the inputs of a finished build next to the image (<image>.stamp).
 type stamp struct {

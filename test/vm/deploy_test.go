@@ -7,11 +7,13 @@ package vm_test
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +75,10 @@ func TestDeployVM(t *testing.T) {
 		}
 	})
 
-	// 2. Deploy into it under TCG.
+	// 2. A deploy as a user runs it, interrupted with Ctrl-C halfway through Ansible, then the
+	// deploy under TCG that must finish what it left: Docker restarted with daemon.json,
+	// dpkg whole, no runner container left.
+	interruptDeploy(ctx, t, root, cfg)
 	first, err := d.Deploy(ctx)
 	if err != nil {
 		t.Fatalf("first deploy: %v", err)
@@ -101,6 +106,27 @@ func TestDeployVM(t *testing.T) {
 	if err := verify.Closed(ctx, net.JoinHostPort(host, "8000")); err != nil {
 		t.Errorf("the API must not be published: %v", err)
 	}
+	for _, c := range runnerContainers(ctx, t) {
+		if strings.HasPrefix(c, "clock-ansible-"+strconv.Itoa(os.Getpid())+"-") {
+			t.Errorf("runner container %s outlived its deploy", c)
+		}
+	}
+
+	// 3b. From the host, only SSH and the clock answer: every TCP port and the common UDP ones.
+	scan := scanTCP(ctx, host)
+	t.Logf("TCP scan of ports 1-65535 of %s: open %v, %d refused, %d no answer in %s; took %s",
+		host, scan.Open, scan.Refused, scan.Filtered, scanTimeout, scan.Took.Round(time.Second))
+	if want := []int{22, cfg.HTTPPort}; !slices.Equal(scan.Open, want) {
+		t.Errorf("open TCP ports of the VM = %v, want exactly %v", scan.Open, want)
+	}
+	udp := probeUDP(ctx, host)
+	ports := slices.Sorted(maps.Keys(udp))
+	for _, p := range ports {
+		t.Logf("UDP %5d: %s", p, udp[p])
+		if udp[p] == "open" {
+			t.Errorf("UDP port %d of the VM answers, want no UDP service reachable", p)
+		}
+	}
 
 	// 4. Over SSH: non-root, read-only root filesystem, restart policy.
 	key, err := sshx.LoadKey(filepath.Join(cfg.StateDir, "ssh", sshx.KeyName))
@@ -108,7 +134,9 @@ func TestDeployVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := sshx.Target{Addr: first.Target, User: "root", Signer: key.Signer, KnownHosts: filepath.Join(cfg.StateDir, "ssh", "known_hosts")}
-	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}}' clock-api clock-web")
+	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}} "+
+		"{{.HostConfig.NanoCpus}} {{.Config.StopTimeout}} "+
+		"{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"GOMEMLIMIT\"}}{{.}}{{end}}{{end}}' clock-api clock-web")
 	if err != nil {
 		t.Fatalf("docker inspect over SSH: %v", err)
 	}
@@ -118,11 +146,22 @@ func TestDeployVM(t *testing.T) {
 	}
 	for _, line := range lines {
 		f := strings.Fields(line)
-		if len(f) != 5 {
-			t.Errorf("docker inspect line %q: want name, user, read-only, restart policy, running", line)
+		if len(f) != 8 {
+			t.Errorf("docker inspect line %q: want name, user, read-only, restart policy, running, CPUs, stop timeout, GOMEMLIMIT", line)
 			continue
 		}
 		name, user, ro, restart, running := f[0], f[1], f[2], f[3], f[4]
+		t.Logf("%s: user %s, read-only %s, restart %s, running %s, NanoCpus %s, stop timeout %ss, %s", name, user, ro, restart, running, f[5], f[6], f[7])
+		if f[5] == "0" {
+			t.Errorf("%s has no CPU limit", name)
+		}
+		// The services drain for up to SHUTDOWN_TIMEOUT (10s); Docker must wait longer.
+		if st, err := strconv.Atoi(f[6]); err != nil || st <= 10 {
+			t.Errorf("%s stop timeout = %q, want over 10s", name, f[6])
+		}
+		if !strings.HasPrefix(f[7], "GOMEMLIMIT=") {
+			t.Errorf("%s has no GOMEMLIMIT", name)
+		}
 		if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
 			t.Errorf("%s runs as user %q, want a non-root UID", name, user)
 		}
@@ -134,6 +173,26 @@ func TestDeployVM(t *testing.T) {
 		}
 		if running != "true" {
 			t.Errorf("%s is not running", name)
+		}
+	}
+
+	// The restart the interrupted deploy left pending happened (live-restore is only in
+	// daemon.json), dpkg is whole, and no LLMNR/mDNS responder listens.
+	res, err = sshx.Run(ctx, target, "docker info --format '{{.LiveRestoreEnabled}}'; dpkg --audit | wc -l; ss -H -lntu")
+	if err != nil {
+		t.Fatalf("docker info, dpkg --audit, ss over SSH: %v", err)
+	}
+	outLines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
+	t.Logf("in the VM: live-restore %s, dpkg --audit lines %s; listeners:\n%s", outLines[0], outLines[1], strings.Join(outLines[2:], "\n"))
+	if outLines[0] != "true" {
+		t.Errorf("dockerd runs with live-restore %q: the Docker restart the interrupted deploy left pending was lost", outLines[0])
+	}
+	if outLines[1] != "0" {
+		t.Errorf("dpkg --audit reports problems after the deploy")
+	}
+	for _, l := range outLines[2:] {
+		if f := strings.Fields(l); len(f) >= 5 && (strings.HasSuffix(f[4], ":5355") || strings.HasSuffix(f[4], ":5353")) {
+			t.Errorf("the VM listens on %s (LLMNR/mDNS): %s", f[4], l)
 		}
 	}
 
