@@ -202,12 +202,12 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 
 // CommandLine is the `docker run ...` that Deploy (playbook PlaybookDeploy) or Stop
 // (PlaybookStop) executes, quoted for a POSIX shell: what to run by hand. For a deploy, the
-// image IDs vars lacks are read from the archives, as Deploy does.
+// image IDs vars lacks are read from the archives, as Deploy does, when they are there yet;
+// without them the clock role stops at its first task and names the extra vars it needs.
 func (r Runner) CommandLine(playbook string, vars Vars) (string, error) {
 	if playbook == PlaybookDeploy {
-		var err error
-		if vars, err = r.withArchiveIDs(vars); err != nil {
-			return "", err
+		if v, err := r.withArchiveIDs(vars); err == nil {
+			vars = v
 		}
 	}
 	args, err := r.Args(playbook, vars)
