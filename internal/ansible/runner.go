@@ -159,11 +159,7 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 	}
 	args := []string{"run", "--rm"}
 	if r.container != "" {
-		host, _ := os.Hostname()
-		args = append(args, "--name", r.container,
-			"--label", LabelRunner+"=1",
-			"--label", LabelPID+"="+strconv.Itoa(os.Getpid()),
-			"--label", LabelHost+"="+host)
+		args = append(args, nameArgs(r.container)...)
 	}
 	args = append(args, "--network", "host",
 		"--read-only",
@@ -374,6 +370,15 @@ func containerName() (string, error) {
 	return fmt.Sprintf("clock-ansible-%d-%s", os.Getpid(), hex.EncodeToString(b)), nil
 }
 
+// nameArgs name a container of this process and label it for the sweep of stale ones.
+func nameArgs(name string) []string {
+	host, _ := os.Hostname()
+	return []string{"--name", name,
+		"--label", LabelRunner + "=1",
+		"--label", LabelPID + "=" + strconv.Itoa(os.Getpid()),
+		"--label", LabelHost + "=" + host}
+}
+
 // remove force-removes a runner container; one that is gone already is no error.
 func (r Runner) remove(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
@@ -434,6 +439,7 @@ func pidAlive(pid int) bool {
 
 // Lint runs yamllint (strict) and ansible-lint (production profile, from .ansible-lint) on the
 // project in the runner image, with the project mounted read-only and no network.
+// Its containers are named, labelled and removed like the runs'.
 func Lint(ctx context.Context, image, projectDir string, out io.Writer) error {
 	if out == nil {
 		out = io.Discard
@@ -442,18 +448,28 @@ func Lint(ctx context.Context, image, projectDir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	r := Runner{}
+	if err := r.removeStale(ctx, io.Discard, time.Now()); err != nil {
+		return err
+	}
 	for _, tool := range [][]string{
 		{"yamllint", "--strict", "."},
 		{"ansible-lint"},
 	} {
-		args := append([]string{"run", "--rm", "--network", "none",
-			"--mount", "type=bind,source=" + project + ",target=" + containerProject + ",readonly",
-			"--env", "ANSIBLE_CONFIG=" + containerProject + "/ansible.cfg",
-			"--workdir", containerProject, image}, tool...)
-		cmd := exec.CommandContext(ctx, "docker", args...)
+		name, err := containerName()
+		if err != nil {
+			return err
+		}
+		args := append([]string{"run", "--rm"}, nameArgs(name)...)
+		args = append(append(args, "--network", "none",
+			"--mount", "type=bind,source="+project+",target="+containerProject+",readonly",
+			"--env", "ANSIBLE_CONFIG="+containerProject+"/ansible.cfg",
+			"--workdir", containerProject, image), tool...)
+		cmd := exec.CommandContext(ctx, r.docker(), args...)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s on %s: %w", tool[0], projectDir, err)
+			// A lint interrupted with Ctrl-C must not keep running in its container.
+			return errors.Join(fmt.Errorf("%s on %s: %w", tool[0], projectDir, err), r.remove(name))
 		}
 	}
 	return nil
