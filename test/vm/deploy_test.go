@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/images"
@@ -210,6 +211,35 @@ func TestDeployVM(t *testing.T) {
 	}
 	for _, p := range second.Phases {
 		t.Logf("  warm: %-38s %s", p.Name, p.Took.Round(100*time.Millisecond))
+	}
+
+	// 5b. What a killed run can leave behind, made on purpose: a package dpkg did not finish
+	// configuring, and clock-api's tag on another image than its archive's while the copy on
+	// the VM is unchanged (only the ID comparison notices). The next deploy repairs both.
+	apiRef, webRef := images.Services[0].Ref(d.Meta.Version), images.Services[1].Ref(d.Meta.Version)
+	if _, err := sshx.Run(ctx, target, "sed -i '/^Package: python3-docker$/,/^$/ s/^Status: install ok installed$/Status: install ok half-configured/' /var/lib/dpkg/status"+
+		" && dpkg --audit | grep -q python3-docker && docker tag "+webRef+" "+apiRef); err != nil {
+		t.Fatalf("half-configuring python3-docker and retagging %s over SSH: %v", apiRef, err)
+	}
+	third, err := d.Deploy(ctx)
+	if err != nil {
+		t.Fatalf("deploy after a half-configured dpkg and a moved tag: %v", err)
+	}
+	t.Logf("deploy after a half-configured dpkg and a moved tag: changed=%d in %s", third.Changed(), third.Took.Round(time.Second))
+	// The dpkg repair and clock-api's load; the container already runs the archive's image.
+	if third.Changed() != 2 {
+		t.Errorf("deploy after a half-configured dpkg and a moved tag: changed=%d, want 2 (repair, load): %s", third.Changed(), third.Recap)
+	}
+	wantID, err := ansible.ArchiveImageID(filepath.Join(ansible.ImagesDir(cfg.StateDir), ansible.APIArchive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = sshx.Run(ctx, target, "dpkg --audit | wc -l; docker image inspect --format '{{.Id}}' "+apiRef)
+	if err != nil {
+		t.Fatalf("dpkg --audit, docker image inspect over SSH: %v", err)
+	}
+	if got := strings.Fields(string(res.Stdout)); len(got) != 2 || got[0] != "0" || got[1] != wantID {
+		t.Errorf("after the repairing deploy: dpkg --audit lines, %s ID = %q, want 0 and %s", apiRef, got, wantID)
 	}
 
 	// 6. stop stops the serving and leaves the VM running.
