@@ -209,7 +209,7 @@ func TestArgsDeploy(t *testing.T) {
 		"run --rm --network host --read-only ",
 		"--tmpfs /home/ansible/.ansible:rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700",
 		"--tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777",
-		"--cap-drop ALL --security-opt no-new-privileges --memory 1g --pids-limit 256 ",
+		"--cap-drop ALL --security-opt no-new-privileges --memory 512m --pids-limit 128 ",
 		"--mount type=bind,source=/src/clock/deploy/ansible,target=/project,readonly",
 		"--mount type=bind,source=/src/clock/.state/ansible/inventory.yml,target=/inventory.yml,readonly",
 		"--mount type=bind,source=/src/clock/.state/ssh/known_hosts,target=/known_hosts,readonly",
@@ -308,7 +308,7 @@ func TestCommandLine(t *testing.T) {
 	want := "docker run --rm --network host --read-only" +
 		" --tmpfs /home/ansible/.ansible:rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700" +
 		" --tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777" +
-		" --cap-drop ALL --security-opt no-new-privileges --memory 1g --pids-limit 256" +
+		" --cap-drop ALL --security-opt no-new-privileges --memory 512m --pids-limit 128" +
 		" --mount type=bind,source=/src/clock/deploy/ansible,target=/project,readonly" +
 		" --mount type=bind,source=" + st + "/ansible/inventory.yml,target=/inventory.yml,readonly" +
 		" --mount type=bind,source=" + st + "/ssh/known_hosts,target=/known_hosts,readonly" +
