@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -312,6 +313,11 @@ func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (
 	if fi, err := os.Stat(r.AgentSocket); err != nil || fi.Mode()&fs.ModeSocket == 0 {
 		return nil, fmt.Errorf("ansible runner: ssh-agent socket %s: not a socket (start one with sshx.StartAgent)", r.AgentSocket)
 	}
+	// mage cancels ctx on Ctrl-C (SIGINT) only. A SIGTERM (a CI job's timeout, kill) would end
+	// this process at once and leave ansible-playbook running in its container until the next
+	// run's sweep: while the container runs, SIGTERM cancels the run the same way.
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stopSignals()
 	if err := r.removeStale(ctx, pw, start); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -538,6 +539,19 @@ func fakeDocker(t *testing.T) (bin, log string) {
 }
 
 func TestDeployCancelRemovesContainer(t *testing.T) {
+	testDeployStopRemovesContainer(t, func(cancel context.CancelFunc) { cancel() })
+}
+
+// A SIGTERM, which mage does not turn into a cancel, ends the run the same way.
+func TestDeploySIGTERMRemovesContainer(t *testing.T) {
+	testDeployStopRemovesContainer(t, func(context.CancelFunc) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func testDeployStopRemovesContainer(t *testing.T, stop func(context.CancelFunc)) {
 	state := t.TempDir()
 	for _, name := range []string{APIArchive, WebArchive} {
 		writeArchive(t, filepath.Join(ImagesDir(state), name), manifestClassic, 0o644)
@@ -581,7 +595,7 @@ func TestDeployCancelRemovesContainer(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the fake playbook never started")
 	}
-	cancel()
+	stop(cancel)
 	select {
 	case err = <-done:
 	case <-time.After(30 * time.Second):
