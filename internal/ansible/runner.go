@@ -43,9 +43,9 @@ const (
 	LabelHost   = "clock.host"
 )
 
-// Limits of the runner container. A deploy to one VM peaked at 103 MB (page cache included)
-// and 9 processes over three test:vm runs (its cgroup sampled every 3 s); the limits leave room for
-// Ansible's 5 forks against several hosts and still stop a runaway.
+// Limits of the runner container. A deploy to one VM peaked at 103 MB (page cache
+// included) and 9 processes over three test:vm runs (its cgroup sampled every 3 s); the
+// limits leave room for Ansible's 5 forks against several hosts and still stop a runaway.
 const (
 	runnerMemory = "512m"
 	runnerPIDs   = "128"
