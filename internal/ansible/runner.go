@@ -1,8 +1,11 @@
 package ansible
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -27,6 +34,32 @@ const (
 	WebArchive = "clock-web.tar"
 )
 
+// Labels on every runner container. A mage process that dies without cleaning up (kill -9,
+// SIGTERM, which mage does not catch) leaves its container behind; the next run finds it by
+// LabelRunner and removes it when the process named by LabelPID on LabelHost is gone.
+const (
+	LabelRunner = "clock.runner"
+	LabelPID    = "clock.pid"
+	LabelHost   = "clock.host"
+)
+
+// Limits of the runner container. A deploy to one VM peaked at 103 MB (page cache
+// included) and 9 processes over three test:vm runs (its cgroup sampled every 3 s); the
+// limits leave room for Ansible's 5 forks against several hosts and still stop a runaway.
+const (
+	runnerMemory = "512m"
+	runnerPIDs   = "128"
+	// What Ansible writes under a read-only root: its local temp and ssh control sockets
+	// (~/.ansible) and Python's temp files (/tmp).
+	runnerTmpfsHome = containerHome + "/.ansible:rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700"
+	runnerTmpfsTmp  = "/tmp:rw,nosuid,nodev,size=64m,mode=1777"
+	containerHome   = "/home/ansible" // the runner user's home in deploy/ansible/Dockerfile
+)
+
+// removeTimeout bounds the `docker rm -f` after a run; it must fit in the 5 s mage gives
+// targets after a Ctrl-C before it exits.
+const removeTimeout = 4 * time.Second
+
 // Runner runs the Ansible project in the runner image. The private key is never given to it:
 // ssh inside the container authenticates through the agent socket alone.
 type Runner struct {
@@ -37,15 +70,24 @@ type Runner struct {
 	Output      io.Writer // ansible-playbook output; nil: discard
 	Progress    io.Writer // one line per step with elapsed time; nil: discard
 	Docker      string    // docker binary, default "docker"
+
+	// container names the container of a run (set by run); empty in a CommandLine for
+	// people, who have no sweep to label it for.
+	container string
 }
 
 // Vars are the extra vars a deploy passes to site.yml. Empty fields keep the role defaults.
 type Vars struct {
-	APIImage string            // clock_api_image, e.g. clock-api:v1.2.0 (the tag inside clock-api.tar)
-	WebImage string            // clock_web_image, e.g. clock-web:v1.2.0
-	WebPort  int               // clock_web_port: host port of clock-web (default 80)
-	APIEnv   map[string]string // clock_api_env: CLOCK_API_* environment of clock-api
-	Extra    map[string]any    // any other role variable, e.g. clock_api_memory
+	APIImage string // clock_api_image, e.g. clock-api:v1.2.0 (the tag inside clock-api.tar)
+	WebImage string // clock_web_image, e.g. clock-web:v1.2.0
+	WebPort  int    // clock_web_port: host port of clock-web (default 80)
+	// APIImageID and WebImageID are the image IDs inside the archives (clock_api_image_id,
+	// clock_web_image_id): the role loads an archive when the target's tag has another ID.
+	// Deploy reads them from the archives when they are empty.
+	APIImageID string
+	WebImageID string
+	APIEnv     map[string]string // clock_api_env: CLOCK_API_* environment of clock-api
+	Extra      map[string]any    // any other role variable, e.g. clock_api_memory
 }
 
 func (v Vars) extraVars() map[string]any {
@@ -61,6 +103,12 @@ func (v Vars) extraVars() map[string]any {
 	}
 	if v.WebPort != 0 {
 		m["clock_web_port"] = v.WebPort
+	}
+	if v.APIImageID != "" {
+		m["clock_api_image_id"] = v.APIImageID
+	}
+	if v.WebImageID != "" {
+		m["clock_web_image_id"] = v.WebImageID
 	}
 	if len(v.APIEnv) > 0 {
 		m["clock_api_env"] = v.APIEnv
@@ -84,7 +132,9 @@ func ImagesDir(stateDir string) string { return filepath.Join(stateDir, "images"
 // Args returns the arguments of `docker` that run playbook with vars: the runner on the host
 // network (the VM's network is reachable from the host, not from Docker's bridge); the project,
 // inventory, image archives (site.yml only) and known_hosts mounted read-only; the agent socket
-// as SSH_AUTH_SOCK. No key file is mounted.
+// as SSH_AUTH_SOCK. No key file is mounted. The container runs with least privilege: a
+// read-only root with tmpfs for what Ansible writes, no capabilities, no-new-privileges,
+// memory and pids limits; a run's container is named and labelled for its cleanup.
 func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 	if r.Image == "" || r.ProjectDir == "" || r.StateDir == "" || r.AgentSocket == "" {
 		return nil, errors.New("ansible runner: Image, ProjectDir, StateDir and AgentSocket are required")
@@ -109,11 +159,22 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 		}
 		return m
 	}
-	args := []string{"run", "--rm", "--network", "host",
+	args := []string{"run", "--rm"}
+	if r.container != "" {
+		args = append(args, nameArgs(r.container)...)
+	}
+	args = append(args, "--network", "host",
+		"--read-only",
+		"--tmpfs", runnerTmpfsHome,
+		"--tmpfs", runnerTmpfsTmp,
+		"--cap-drop", "ALL",
+		"--security-opt", "no-new-privileges",
+		"--memory", runnerMemory,
+		"--pids-limit", runnerPIDs,
 		"--mount", mount(project, containerProject, true),
 		"--mount", mount(InventoryPath(state), containerInventory, true),
 		"--mount", mount(KnownHostsPath(state), containerKnownHosts, true),
-	}
+	)
 	if playbook == PlaybookDeploy {
 		args = append(args, "--mount", mount(ImagesDir(state), containerImages, true))
 	}
@@ -121,6 +182,8 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 		"--mount", mount(agent, containerAgent, false),
 		"--env", "SSH_AUTH_SOCK="+containerAgent,
 		"--env", "ANSIBLE_CONFIG="+containerProject+"/ansible.cfg",
+		// Task lines reach the log as they start, not when Python's buffer fills.
+		"--env", "PYTHONUNBUFFERED=1",
 		"--workdir", containerProject,
 		r.Image,
 		"ansible-playbook", "--inventory", "inventories/vm", "--inventory", containerInventory,
@@ -136,8 +199,15 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 }
 
 // CommandLine is the `docker run ...` that Deploy (playbook PlaybookDeploy) or Stop
-// (PlaybookStop) executes, quoted for a POSIX shell: what to run by hand.
+// (PlaybookStop) executes, quoted for a POSIX shell: what to run by hand. For a deploy, the
+// image IDs vars lacks are read from the archives, as Deploy does, when they are there yet;
+// without them the clock role stops at its first task and names the extra vars it needs.
 func (r Runner) CommandLine(playbook string, vars Vars) (string, error) {
+	if playbook == PlaybookDeploy {
+		if v, err := r.withArchiveIDs(vars); err == nil {
+			vars = v
+		}
+	}
 	args, err := r.Args(playbook, vars)
 	if err != nil {
 		return "", err
@@ -148,13 +218,74 @@ func (r Runner) CommandLine(playbook string, vars Vars) (string, error) {
 // Deploy writes the inventory for t and runs site.yml: Docker, the app user, the images and
 // both containers. The recap is returned also when the run fails.
 func (r Runner) Deploy(ctx context.Context, t Target, vars Vars) (Recap, error) {
-	images := ImagesDir(r.StateDir)
-	for _, name := range []string{APIArchive, WebArchive} {
-		if err := checkReadable(filepath.Join(images, name), "image archive (docker save)"); err != nil {
-			return nil, err
-		}
+	vars, err := r.withArchiveIDs(vars)
+	if err != nil {
+		return nil, err
 	}
 	return r.run(ctx, PlaybookDeploy, t, vars)
+}
+
+// withArchiveIDs checks that both archives are readable by the runner and fills the image
+// IDs that vars lacks from them.
+func (r Runner) withArchiveIDs(vars Vars) (Vars, error) {
+	images := ImagesDir(r.StateDir)
+	for _, a := range []struct {
+		name string
+		id   *string
+	}{{APIArchive, &vars.APIImageID}, {WebArchive, &vars.WebImageID}} {
+		path := filepath.Join(images, a.name)
+		if err := checkReadable(path, "image archive (docker save)"); err != nil {
+			return vars, err
+		}
+		if *a.id != "" {
+			continue
+		}
+		id, err := ArchiveImageID(path)
+		if err != nil {
+			return vars, err
+		}
+		*a.id = id
+	}
+	return vars, nil
+}
+
+var imageIDRe = regexp.MustCompile(`^(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json)?$`)
+
+// ArchiveImageID returns the ID ("sha256:<hex>") of the single image in a `docker save`
+// archive: the digest of its config, named by manifest.json's Config, which is `<hex>.json`
+// in Docker's classic layout and `blobs/sha256/<hex>` in the OCI layout of Docker 25 and
+// later. `docker image inspect --format {{.Id}}` gives the same ID once the archive is loaded.
+func ArchiveImageID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("image archive: %w", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return "", fmt.Errorf("image archive %s has no manifest.json: write it with docker save (go run mage.go deploy does)", path)
+		}
+		if err != nil {
+			return "", fmt.Errorf("image archive %s: %w (remove it and deploy again to rewrite it)", path, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var manifest []struct{ Config string }
+		if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&manifest); err != nil {
+			return "", fmt.Errorf("image archive %s: manifest.json: %w", path, err)
+		}
+		if len(manifest) != 1 {
+			return "", fmt.Errorf("image archive %s holds %d images, want 1", path, len(manifest))
+		}
+		m := imageIDRe.FindStringSubmatch(manifest[0].Config)
+		if m == nil {
+			return "", fmt.Errorf("image archive %s: manifest.json Config %q is not a sha256 config name", path, manifest[0].Config)
+		}
+		return "sha256:" + m[1], nil
+	}
 }
 
 // Stop writes the inventory for t and runs stop.yml: removes both containers and their
@@ -182,22 +313,44 @@ func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (
 	if fi, err := os.Stat(r.AgentSocket); err != nil || fi.Mode()&fs.ModeSocket == 0 {
 		return nil, fmt.Errorf("ansible runner: ssh-agent socket %s: not a socket (start one with sshx.StartAgent)", r.AgentSocket)
 	}
+	// mage cancels ctx on Ctrl-C (SIGINT) only. A SIGTERM (a CI job's timeout, kill) would end
+	// this process at once and leave ansible-playbook running in its container until the next
+	// run's sweep: while the container runs, SIGTERM cancels the run the same way.
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stopSignals()
+	if err := r.removeStale(ctx, pw, start); err != nil {
+		return nil, err
+	}
+	name, err := containerName()
+	if err != nil {
+		return nil, err
+	}
+	r.container = name
 	args, err := r.Args(playbook, vars)
 	if err != nil {
 		return nil, err
 	}
 	tt, _ := t.withDefaults()
-	progress(pw, start, "running %s against %s@%s:%d", playbook, tt.User, tt.Host, tt.Port)
+	progress(pw, start, "running %s against %s@%s:%d in container %s", playbook, tt.User, tt.Host, tt.Port, r.container)
 
 	var buf bytes.Buffer
 	cmd := exec.CommandContext(ctx, r.docker(), args...)
 	cmd.Stdout = io.MultiWriter(out, &buf)
 	cmd.Stderr = io.MultiWriter(out, &buf)
 	runErr := cmd.Run()
+	var removeErr error
+	if runErr != nil {
+		// Killing the docker client leaves its container running ansible-playbook against
+		// the target: remove it, with a context of its own since ctx may be the one that ended.
+		removeErr = r.remove(r.container)
+	}
 	recap, recapErr := ParseRecap(buf.String())
 	if runErr != nil {
 		if ctx.Err() != nil {
-			return recap, fmt.Errorf("ansible-playbook %s: %w", playbook, ctx.Err())
+			return recap, errors.Join(fmt.Errorf("ansible-playbook %s: %w", playbook, ctx.Err()), removeErr)
+		}
+		if removeErr != nil {
+			return recap, errors.Join(fmt.Errorf("ansible-playbook %s failed: %v", playbook, runErr), removeErr)
 		}
 		if recapErr == nil {
 			return recap, fmt.Errorf("ansible-playbook %s failed (%v): %s", playbook, runErr, recap)
@@ -214,8 +367,86 @@ func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (
 	return recap, nil
 }
 
+// containerName is unique per run: the pid tells runs of this machine apart, the random
+// part runs of one process.
+func containerName() (string, error) {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("clock-ansible-%d-%s", os.Getpid(), hex.EncodeToString(b)), nil
+}
+
+// nameArgs name a container of this process and label it for the sweep of stale ones.
+func nameArgs(name string) []string {
+	host, _ := os.Hostname()
+	return []string{"--name", name,
+		"--label", LabelRunner + "=1",
+		"--label", LabelPID + "=" + strconv.Itoa(os.Getpid()),
+		"--label", LabelHost + "=" + host}
+}
+
+// remove force-removes a runner container; one that is gone already is no error.
+func (r Runner) remove(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, r.docker(), "rm", "--force", name).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "No such container") {
+		return fmt.Errorf("remove the runner container %s (run: docker rm -f %s): %v %s", name, name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// removeStale removes the runner containers that mage processes of this host left behind
+// when they died.
+func (r Runner) removeStale(ctx context.Context, pw io.Writer, start time.Time) error {
+	out, err := exec.CommandContext(ctx, r.docker(), "ps", "--all", "--filter", "label="+LabelRunner,
+		"--format", "{{.Names}}\t{{.Label \""+LabelPID+"\"}}\t{{.Label \""+LabelHost+"\"}}").Output()
+	if err != nil {
+		return fmt.Errorf("ansible runner: list earlier runner containers (docker ps): %w", err)
+	}
+	host, _ := os.Hostname()
+	for _, name := range StaleRunners(string(out), host, pidAlive) {
+		progress(pw, start, "removing runner container %s: the mage process that started it is gone", name)
+		if err := r.remove(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StaleRunners picks, from `docker ps` lines "name<TAB>pid<TAB>host", the containers to
+// remove: those started on host whose pid is no longer alive, and those whose pid label is
+// not a pid (no run of ours writes one). Containers of other hosts sharing the daemon are
+// left alone: their pids mean nothing here.
+func StaleRunners(psOutput, host string, alive func(pid int) bool) []string {
+	var stale []string
+	for _, line := range strings.Split(psOutput, "\n") {
+		f := strings.Split(strings.TrimSpace(line), "\t")
+		if len(f) != 3 || f[0] == "" {
+			continue
+		}
+		name, pidLabel, h := f[0], f[1], f[2]
+		if h != host {
+			continue
+		}
+		pid, err := strconv.Atoi(pidLabel)
+		if err != nil || pid <= 0 || !alive(pid) {
+			stale = append(stale, name)
+		}
+	}
+	return stale
+}
+
+// pidAlive reports whether a process with this pid exists (EPERM: it does, as another user's).
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
 // Lint runs yamllint (strict) and ansible-lint (production profile, from .ansible-lint) on the
 // project in the runner image, with the project mounted read-only and no network.
+// Its containers are named, labelled and removed like the runs'.
 func Lint(ctx context.Context, image, projectDir string, out io.Writer) error {
 	if out == nil {
 		out = io.Discard
@@ -224,18 +455,28 @@ func Lint(ctx context.Context, image, projectDir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	r := Runner{}
+	if err := r.removeStale(ctx, io.Discard, time.Now()); err != nil {
+		return err
+	}
 	for _, tool := range [][]string{
 		{"yamllint", "--strict", "."},
 		{"ansible-lint"},
 	} {
-		args := append([]string{"run", "--rm", "--network", "none",
-			"--mount", "type=bind,source=" + project + ",target=" + containerProject + ",readonly",
-			"--env", "ANSIBLE_CONFIG=" + containerProject + "/ansible.cfg",
-			"--workdir", containerProject, image}, tool...)
-		cmd := exec.CommandContext(ctx, "docker", args...)
+		name, err := containerName()
+		if err != nil {
+			return err
+		}
+		args := append([]string{"run", "--rm"}, nameArgs(name)...)
+		args = append(append(args, "--network", "none",
+			"--mount", "type=bind,source="+project+",target="+containerProject+",readonly",
+			"--env", "ANSIBLE_CONFIG="+containerProject+"/ansible.cfg",
+			"--workdir", containerProject, image), tool...)
+		cmd := exec.CommandContext(ctx, r.docker(), args...)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s on %s: %w", tool[0], projectDir, err)
+			// A lint interrupted with Ctrl-C must not keep running in its container.
+			return errors.Join(fmt.Errorf("%s on %s: %w", tool[0], projectDir, err), r.remove(name))
 		}
 	}
 	return nil

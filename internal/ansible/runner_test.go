@@ -1,12 +1,19 @@
 package ansible
 
 import (
+	"archive/tar"
+	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestRenderInventory(t *testing.T) {
@@ -188,17 +195,22 @@ func testRunner(t *testing.T) Runner {
 func TestArgsDeploy(t *testing.T) {
 	r := testRunner(t)
 	args, err := r.Args(PlaybookDeploy, Vars{
-		APIImage: "clock-api:v1.2.0",
-		WebImage: "clock-web:v1.2.0",
-		WebPort:  8088,
-		APIEnv:   map[string]string{"CLOCK_API_LOG_LEVEL": "debug"},
+		APIImage:   "clock-api:v1.2.0",
+		WebImage:   "clock-web:v1.2.0",
+		WebPort:    8088,
+		APIEnv:     map[string]string{"CLOCK_API_LOG_LEVEL": "debug"},
+		APIImageID: "sha256:aa",
+		WebImageID: "sha256:bb",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	joined := strings.Join(args, " ")
 	for _, want := range []string{
-		"run --rm --network host ",
+		"run --rm --network host --read-only ",
+		"--tmpfs /home/ansible/.ansible:rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700",
+		"--tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777",
+		"--cap-drop ALL --security-opt no-new-privileges --memory 512m --pids-limit 128 ",
 		"--mount type=bind,source=/src/clock/deploy/ansible,target=/project,readonly",
 		"--mount type=bind,source=/src/clock/.state/ansible/inventory.yml,target=/inventory.yml,readonly",
 		"--mount type=bind,source=/src/clock/.state/ssh/known_hosts,target=/known_hosts,readonly",
@@ -210,6 +222,25 @@ func TestArgsDeploy(t *testing.T) {
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("args lack %q:\n%s", want, joined)
+		}
+	}
+	// A CommandLine for people has no run's name or labels; a run's container has both.
+	if strings.Contains(joined, "--name") || strings.Contains(joined, "--label") {
+		t.Errorf("args without a run name or labels:\n%s", joined)
+	}
+	r.container = "clock-ansible-1-cafe"
+	named, err := r.Args(PlaybookDeploy, Vars{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	namedJoined := strings.Join(named, " ")
+	for _, want := range []string{
+		"run --rm --name clock-ansible-1-cafe --label clock.runner=1 --label clock.pid=" + strconv.Itoa(os.Getpid()) +
+			" --label clock.host=" + host + " --network host",
+	} {
+		if !strings.Contains(namedJoined, want) {
+			t.Errorf("named args lack %q:\n%s", want, namedJoined)
 		}
 	}
 	if args[len(args)-1] != PlaybookDeploy {
@@ -233,7 +264,8 @@ func TestArgsDeploy(t *testing.T) {
 		}
 	}
 	wantExtra := `{"clock_api_env":{"CLOCK_API_LOG_LEVEL":"debug"},"clock_api_image":"clock-api:v1.2.0",` +
-		`"clock_web_image":"clock-web:v1.2.0","clock_web_port":8088}`
+		`"clock_api_image_id":"sha256:aa","clock_web_image":"clock-web:v1.2.0","clock_web_image_id":"sha256:bb",` +
+		`"clock_web_port":8088}`
 	if got, _ := json.Marshal(extra); string(got) != wantExtra {
 		t.Errorf("extra vars = %s, want %s", got, wantExtra)
 	}
@@ -265,20 +297,29 @@ func TestArgsRequired(t *testing.T) {
 }
 
 func TestCommandLine(t *testing.T) {
-	got, err := testRunner(t).CommandLine(PlaybookDeploy, Vars{APIImage: "clock-api:dev", WebImage: "clock-web:dev"})
+	r := testRunner(t)
+	r.StateDir = t.TempDir()
+	writeArchive(t, filepath.Join(ImagesDir(r.StateDir), APIArchive), manifestClassic, 0o644)
+	writeArchive(t, filepath.Join(ImagesDir(r.StateDir), WebArchive), manifestOCI, 0o644)
+	got, err := r.CommandLine(PlaybookDeploy, Vars{APIImage: "clock-api:dev", WebImage: "clock-web:dev"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "docker run --rm --network host" +
+	st := r.StateDir
+	want := "docker run --rm --network host --read-only" +
+		" --tmpfs /home/ansible/.ansible:rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700" +
+		" --tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777" +
+		" --cap-drop ALL --security-opt no-new-privileges --memory 512m --pids-limit 128" +
 		" --mount type=bind,source=/src/clock/deploy/ansible,target=/project,readonly" +
-		" --mount type=bind,source=/src/clock/.state/ansible/inventory.yml,target=/inventory.yml,readonly" +
-		" --mount type=bind,source=/src/clock/.state/ssh/known_hosts,target=/known_hosts,readonly" +
-		" --mount type=bind,source=/src/clock/.state/images,target=/images,readonly" +
+		" --mount type=bind,source=" + st + "/ansible/inventory.yml,target=/inventory.yml,readonly" +
+		" --mount type=bind,source=" + st + "/ssh/known_hosts,target=/known_hosts,readonly" +
+		" --mount type=bind,source=" + st + "/images,target=/images,readonly" +
 		" --mount type=bind,source=/tmp/clock-agent-42/agent.sock,target=/ssh-agent.sock" +
-		" --env SSH_AUTH_SOCK=/ssh-agent.sock --env ANSIBLE_CONFIG=/project/ansible.cfg" +
+		" --env SSH_AUTH_SOCK=/ssh-agent.sock --env ANSIBLE_CONFIG=/project/ansible.cfg --env PYTHONUNBUFFERED=1" +
 		" --workdir /project clock-ansible:0123456789ab" +
 		" ansible-playbook --inventory inventories/vm --inventory /inventory.yml" +
-		` --extra-vars '{"clock_api_image":"clock-api:dev","clock_web_image":"clock-web:dev"}' site.yml`
+		` --extra-vars '{"clock_api_image":"clock-api:dev","clock_api_image_id":"sha256:` + classicID +
+		`","clock_web_image":"clock-web:dev","clock_web_image_id":"sha256:` + ociID + `"}' site.yml`
 	if got != want {
 		t.Errorf("CommandLine:\ngot:  %s\nwant: %s", got, want)
 	}
@@ -319,9 +360,7 @@ func TestDeployChecksInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{APIArchive, WebArchive} {
-		if err := os.WriteFile(filepath.Join(ImagesDir(state), name), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeArchive(t, filepath.Join(ImagesDir(state), name), manifestClassic, 0o600)
 	}
 	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "0600") {
 		t.Fatalf("Deploy with 0600 archives: err = %v, want one naming the mode", err)
@@ -340,8 +379,8 @@ func TestDeployChecksInputs(t *testing.T) {
 	if err := os.WriteFile(KnownHostsPath(state), []byte("h ssh-ed25519 AAAA\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// docker is `false` here: the run fails before any recap, and says so.
-	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "before the recap") {
+	// docker is `false` here: the sweep of stale runner containers fails first, and says so.
+	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "docker ps") {
 		t.Fatalf("Deploy with a failing docker: err = %v", err)
 	}
 	if _, err := os.Stat(InventoryPath(state)); err != nil {
@@ -357,3 +396,240 @@ func readTestdata(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+const (
+	classicID = "1111111111111111111111111111111111111111111111111111111111111111"
+	ociID     = "2222222222222222222222222222222222222222222222222222222222222222"
+	// manifest.json of `docker save` in Docker's classic layout (20.10) and in the OCI
+	// layout of Docker 25 and later.
+	manifestClassic = `[{"Config":"` + classicID + `.json","RepoTags":["clock-api:dev"],"Layers":["abc/layer.tar"]}]`
+	manifestOCI     = `[{"Config":"blobs/sha256/` + ociID + `","RepoTags":["clock-web:dev"],"Layers":["blobs/sha256/abc"]}]`
+)
+
+// writeArchive writes a tar with a layer-like file first and manifest.json after it, in the
+// order docker save writes them.
+func writeArchive(t *testing.T, path, manifest string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, e := range []struct{ name, body string }{{"abc/layer.tar", "layer"}, {"manifest.json", manifest}} {
+		if manifest == "" && e.name == "manifest.json" {
+			continue
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestArchiveImageID(t *testing.T) {
+	tests := []struct {
+		name, manifest, want, wantErr string
+	}{
+		{"classic layout", manifestClassic, "sha256:" + classicID, ""},
+		{"OCI layout", manifestOCI, "sha256:" + ociID, ""},
+		{"no manifest", "", "", "no manifest.json"},
+		{"two images", `[{"Config":"` + classicID + `.json"},{"Config":"` + ociID + `.json"}]`, "", "holds 2 images"},
+		{"config not a digest", `[{"Config":"../etc/passwd"}]`, "", "not a sha256 config name"},
+		{"short digest", `[{"Config":"abc.json"}]`, "", "not a sha256 config name"},
+		{"not JSON", `{`, "", "manifest.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a.tar")
+			writeArchive(t, path, tt.manifest, 0o644)
+			got, err := ArchiveImageID(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ArchiveImageID = %q, %v; want an error with %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ArchiveImageID = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := ArchiveImageID(filepath.Join(t.TempDir(), "missing.tar")); err == nil {
+		t.Error("ArchiveImageID of a missing file: want an error")
+	}
+}
+
+func TestStaleRunners(t *testing.T) {
+	alive := func(pid int) bool { return pid == 100 || pid == 200 }
+	ps := strings.Join([]string{
+		"clock-ansible-100-aa\t100\tbuild1", // running mage process: kept
+		"clock-ansible-300-bb\t300\tbuild1", // its process is gone: stale
+		"clock-ansible-400-cc\t400\tother",  // another host's, pid meaningless here: kept
+		"clock-ansible-x-dd\tx\tbuild1",     // labelled ours without a pid: stale
+		"clock-ansible-0-ee\t0\tbuild1",     // no real pid: stale
+		"clock-ansible-200-ff\t200\tbuild1", // alive: kept
+		"",
+		"garbage line",
+	}, "\n")
+	got := StaleRunners(ps, "build1", alive)
+	want := []string{"clock-ansible-300-bb", "clock-ansible-x-dd", "clock-ansible-0-ee"}
+	if !slices.Equal(got, want) {
+		t.Errorf("StaleRunners = %q, want %q", got, want)
+	}
+	if got := StaleRunners("", "build1", alive); len(got) != 0 {
+		t.Errorf("StaleRunners of no containers = %q, want none", got)
+	}
+}
+
+func TestPIDAlive(t *testing.T) {
+	if !pidAlive(os.Getpid()) {
+		t.Error("pidAlive(own pid) = false")
+	}
+	// Past pid_max (at most 2^22 on Linux): no process has it.
+	if pidAlive(1 << 23) {
+		t.Error("pidAlive(2^23) = true")
+	}
+}
+
+func TestContainerName(t *testing.T) {
+	a, err := containerName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := containerName()
+	prefix := "clock-ansible-" + strconv.Itoa(os.Getpid()) + "-"
+	if !strings.HasPrefix(a, prefix) || len(a) != len(prefix)+8 || a == b {
+		t.Errorf("containerName = %q, %q; want two different %s<8 hex>", a, b, prefix)
+	}
+}
+
+// fakeDocker writes a docker stand-in that logs its arguments, lists one stale runner
+// container for `ps` and blocks in `run` until killed, as a docker client waiting for a
+// playbook does.
+func fakeDocker(t *testing.T) (bin, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	log = filepath.Join(dir, "calls.log")
+	host, _ := os.Hostname()
+	script := "#!/bin/sh\n" +
+		"echo \"$*\" >> " + log + "\n" +
+		"case \"$1\" in\n" +
+		"ps) printf 'clock-ansible-8388608-dead\\t8388608\\t%s\\n' " + ShellQuote([]string{host}) + " ;;\n" +
+		"run) echo 'TASK [docker : Install Docker]'; exec sleep 60 ;;\n" +
+		"esac\n"
+	bin = filepath.Join(dir, "docker")
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, log
+}
+
+func TestDeployCancelRemovesContainer(t *testing.T) {
+	testDeployStopRemovesContainer(t, func(cancel context.CancelFunc) { cancel() })
+}
+
+// A SIGTERM, which mage does not turn into a cancel, ends the run the same way.
+func TestDeploySIGTERMRemovesContainer(t *testing.T) {
+	testDeployStopRemovesContainer(t, func(context.CancelFunc) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func testDeployStopRemovesContainer(t *testing.T, stop func(context.CancelFunc)) {
+	state := t.TempDir()
+	for _, name := range []string{APIArchive, WebArchive} {
+		writeArchive(t, filepath.Join(ImagesDir(state), name), manifestClassic, 0o644)
+	}
+	if err := os.MkdirAll(filepath.Dir(KnownHostsPath(state)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(KnownHostsPath(state), []byte("h ssh-ed25519 AAAA\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	bin, log := fakeDocker(t)
+	started := make(chan struct{})
+	out := writerFunc(func(p []byte) (int, error) {
+		if strings.Contains(string(p), "TASK [") {
+			select {
+			case <-started:
+			default:
+				close(started)
+			}
+		}
+		return len(p), nil
+	})
+	r := Runner{Image: "x", ProjectDir: t.TempDir(), StateDir: state, AgentSocket: sock, Docker: bin, Output: out}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Deploy(ctx, Target{Host: "h"}, Vars{})
+		done <- err
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("Deploy ended before the playbook started: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fake playbook never started")
+	}
+	stop(cancel)
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Deploy did not return after cancel")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Deploy after cancel: err = %v, want context.Canceled", err)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var name string
+	for _, c := range calls {
+		if f := strings.Fields(c); len(f) > 3 && f[0] == "run" && f[2] == "--name" {
+			name = f[3]
+		}
+	}
+	if name == "" {
+		t.Fatalf("no named run in the calls:\n%s", b)
+	}
+	want := []string{"rm --force clock-ansible-8388608-dead", "rm --force " + name}
+	var got []string
+	for _, c := range calls {
+		if strings.HasPrefix(c, "rm ") {
+			got = append(got, c)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("removals = %q, want %q (the stale one first, then the cancelled run's)", got, want)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

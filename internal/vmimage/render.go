@@ -75,6 +75,15 @@ DHCP=ipv4
 ClientIdentifier=mac
 `
 
+// resolvedConfig turns off systemd-resolved's LLMNR and mDNS responders: they answer on
+// TCP/UDP 5355 and UDP 5353 on every interface, and the VM offers nothing but SSH and the
+// clock to its network. Unicast DNS through the stub on 127.0.0.53 stays.
+const resolvedConfig = `# Written by the clock image builder: no name service for the network.
+[Resolve]
+LLMNR=no
+MulticastDNS=no
+`
+
 // sshdConfig is a drop-in read before the defaults in sshd_config (first value wins).
 // Only an ed25519 host key: generating RSA keys on first boot costs tens of seconds under
 // TCG, and every client the deploy uses (OpenSSH, x/crypto/ssh) speaks ed25519.

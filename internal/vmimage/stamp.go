@@ -22,7 +22,8 @@ import (
 //	2: ed25519 host key only (faster first boot under TCG)
 //	3: DHCP client ID = MAC, so a re-created VM keeps its address
 //	4: the SSH host key printed on the serial console, for vm:up to pin
-const BuilderVersion = "4"
+//	5: systemd-resolved without LLMNR and mDNS (no 5355/5353 listeners)
+const BuilderVersion = "5"
 
 // stamp records the inputs of a finished build next to the image (<image>.stamp).
 type stamp struct {

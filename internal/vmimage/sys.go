@@ -264,6 +264,7 @@ func configure(root string, o Options, rootUUID, kernel, initrd string) error {
 		{"/etc/hosts", 0o644, renderHosts(o.Hostname)},
 		{"/etc/default/grub", 0o644, defaultGrub},
 		{"/etc/systemd/network/80-dhcp.network", 0o644, networkdDHCP},
+		{"/etc/systemd/resolved.conf.d/10-clock.conf", 0o644, resolvedConfig},
 		{"/etc/ssh/sshd_config.d/10-clock.conf", 0o644, sshdConfig},
 		{"/etc/systemd/system/ssh.service.d/10-host-keys.conf", 0o644, sshHostKeysDropIn},
 		{"/root/.ssh/authorized_keys", 0o600, strings.TrimSpace(string(o.PublicKey)) + "\n"},

@@ -62,6 +62,14 @@ func TestNetworkMatchesEveryNICName(t *testing.T) {
 	}
 }
 
+func TestResolvedAnswersNoNetworkNameQueries(t *testing.T) {
+	for _, want := range []string{"[Resolve]\n", "LLMNR=no\n", "MulticastDNS=no\n"} {
+		if !strings.Contains(resolvedConfig, want) {
+			t.Errorf("resolved drop-in lacks %q:\n%s", want, resolvedConfig)
+		}
+	}
+}
+
 func TestSSHDConfigIsKeyOnly(t *testing.T) {
 	for _, want := range []string{"PermitRootLogin prohibit-password\n", "PasswordAuthentication no\n", "HostKey /etc/ssh/ssh_host_ed25519_key\n"} {
 		if !strings.Contains(sshdConfig, want) {
@@ -251,6 +259,9 @@ func TestConfigureWritesTree(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(root, "etc/machine-id")); err != nil || fi.Size() != 0 {
 		t.Errorf("/etc/machine-id must exist and be empty: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc/systemd/resolved.conf.d/10-clock.conf")); err != nil || string(b) != resolvedConfig {
+		t.Errorf("resolved drop-in = %q, %v; want LLMNR and mDNS off", b, err)
 	}
 	ak, err := os.ReadFile(filepath.Join(root, "root/.ssh/authorized_keys"))
 	if err != nil || string(ak) != testKey+"\n" {

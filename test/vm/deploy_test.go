@@ -7,15 +7,18 @@ package vm_test
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/images"
@@ -73,7 +76,10 @@ func TestDeployVM(t *testing.T) {
 		}
 	})
 
-	// 2. Deploy into it under TCG.
+	// 2. A deploy as a user runs it, interrupted with Ctrl-C halfway through Ansible, then the
+	// deploy under TCG that must finish what it left: Docker restarted with daemon.json,
+	// dpkg whole, no runner container left.
+	interruptDeploy(ctx, t, root, cfg)
 	first, err := d.Deploy(ctx)
 	if err != nil {
 		t.Fatalf("first deploy: %v", err)
@@ -101,6 +107,27 @@ func TestDeployVM(t *testing.T) {
 	if err := verify.Closed(ctx, net.JoinHostPort(host, "8000")); err != nil {
 		t.Errorf("the API must not be published: %v", err)
 	}
+	for _, c := range runnerContainers(ctx, t) {
+		if strings.HasPrefix(c, "clock-ansible-"+strconv.Itoa(os.Getpid())+"-") {
+			t.Errorf("runner container %s outlived its deploy", c)
+		}
+	}
+
+	// 3b. From the host, only SSH and the clock answer: every TCP port and the common UDP ones.
+	scan := scanTCP(ctx, host)
+	t.Logf("TCP scan of ports 1-65535 of %s: open %v, %d refused, %d no answer in %s; took %s",
+		host, scan.Open, scan.Refused, scan.Filtered, scanTimeout, scan.Took.Round(time.Second))
+	if want := []int{22, cfg.HTTPPort}; !slices.Equal(scan.Open, want) {
+		t.Errorf("open TCP ports of the VM = %v, want exactly %v", scan.Open, want)
+	}
+	udp := probeUDP(ctx, host)
+	ports := slices.Sorted(maps.Keys(udp))
+	for _, p := range ports {
+		t.Logf("UDP %5d: %s", p, udp[p])
+		if udp[p] == "open" {
+			t.Errorf("UDP port %d of the VM answers, want no UDP service reachable", p)
+		}
+	}
 
 	// 4. Over SSH: non-root, read-only root filesystem, restart policy.
 	key, err := sshx.LoadKey(filepath.Join(cfg.StateDir, "ssh", sshx.KeyName))
@@ -108,7 +135,9 @@ func TestDeployVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := sshx.Target{Addr: first.Target, User: "root", Signer: key.Signer, KnownHosts: filepath.Join(cfg.StateDir, "ssh", "known_hosts")}
-	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}}' clock-api clock-web")
+	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}} "+
+		"{{.HostConfig.NanoCpus}} {{.Config.StopTimeout}} "+
+		"{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"GOMEMLIMIT\"}}{{.}}{{end}}{{end}}' clock-api clock-web")
 	if err != nil {
 		t.Fatalf("docker inspect over SSH: %v", err)
 	}
@@ -118,11 +147,22 @@ func TestDeployVM(t *testing.T) {
 	}
 	for _, line := range lines {
 		f := strings.Fields(line)
-		if len(f) != 5 {
-			t.Errorf("docker inspect line %q: want name, user, read-only, restart policy, running", line)
+		if len(f) != 8 {
+			t.Errorf("docker inspect line %q: want name, user, read-only, restart policy, running, CPUs, stop timeout, GOMEMLIMIT", line)
 			continue
 		}
 		name, user, ro, restart, running := f[0], f[1], f[2], f[3], f[4]
+		t.Logf("%s: user %s, read-only %s, restart %s, running %s, NanoCpus %s, stop timeout %ss, %s", name, user, ro, restart, running, f[5], f[6], f[7])
+		if f[5] == "0" {
+			t.Errorf("%s has no CPU limit", name)
+		}
+		// The services drain for up to SHUTDOWN_TIMEOUT (at most 20s); Docker must wait longer.
+		if st, err := strconv.Atoi(f[6]); err != nil || st <= 20 {
+			t.Errorf("%s stop timeout = %q, want over 20s", name, f[6])
+		}
+		if !strings.HasPrefix(f[7], "GOMEMLIMIT=") {
+			t.Errorf("%s has no GOMEMLIMIT", name)
+		}
 		if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
 			t.Errorf("%s runs as user %q, want a non-root UID", name, user)
 		}
@@ -134,6 +174,26 @@ func TestDeployVM(t *testing.T) {
 		}
 		if running != "true" {
 			t.Errorf("%s is not running", name)
+		}
+	}
+
+	// The restart the interrupted deploy left pending happened (live-restore is only in
+	// daemon.json), dpkg is whole, and no LLMNR/mDNS responder listens.
+	res, err = sshx.Run(ctx, target, "docker info --format '{{.LiveRestoreEnabled}}'; dpkg --audit | wc -l; ss -H -lntu")
+	if err != nil {
+		t.Fatalf("docker info, dpkg --audit, ss over SSH: %v", err)
+	}
+	outLines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
+	t.Logf("in the VM: live-restore %s, dpkg --audit lines %s; listeners:\n%s", outLines[0], outLines[1], strings.Join(outLines[2:], "\n"))
+	if outLines[0] != "true" {
+		t.Errorf("dockerd runs with live-restore %q: the Docker restart the interrupted deploy left pending was lost", outLines[0])
+	}
+	if outLines[1] != "0" {
+		t.Errorf("dpkg --audit reports problems after the deploy")
+	}
+	for _, l := range outLines[2:] {
+		if f := strings.Fields(l); len(f) >= 5 && (strings.HasSuffix(f[4], ":5355") || strings.HasSuffix(f[4], ":5353")) {
+			t.Errorf("the VM listens on %s (LLMNR/mDNS): %s", f[4], l)
 		}
 	}
 
@@ -151,6 +211,35 @@ func TestDeployVM(t *testing.T) {
 	}
 	for _, p := range second.Phases {
 		t.Logf("  warm: %-38s %s", p.Name, p.Took.Round(100*time.Millisecond))
+	}
+
+	// 5b. What a killed run can leave behind, made on purpose: a package dpkg did not finish
+	// configuring (zstd: it has no maintainer scripts, so configuring it costs nothing), and clock-api's tag on another image than its archive's while the copy on
+	// the VM is unchanged (only the ID comparison notices). The next deploy repairs both.
+	apiRef, webRef := images.Services[0].Ref(d.Meta.Version), images.Services[1].Ref(d.Meta.Version)
+	if _, err := sshx.Run(ctx, target, "sed -i '/^Package: zstd$/,/^$/ s/^Status: install ok installed$/Status: install ok half-configured/' /var/lib/dpkg/status"+
+		" && dpkg --audit | grep -q zstd && docker tag "+webRef+" "+apiRef); err != nil {
+		t.Fatalf("half-configuring zstd and retagging %s over SSH: %v", apiRef, err)
+	}
+	third, err := d.Deploy(ctx)
+	if err != nil {
+		t.Fatalf("deploy after a half-configured dpkg and a moved tag: %v", err)
+	}
+	t.Logf("deploy after a half-configured dpkg and a moved tag: changed=%d in %s", third.Changed(), third.Took.Round(time.Second))
+	// The dpkg repair and clock-api's load; the container already runs the archive's image.
+	if third.Changed() != 2 {
+		t.Errorf("deploy after a half-configured dpkg and a moved tag: changed=%d, want 2 (repair, load): %s", third.Changed(), third.Recap)
+	}
+	wantID, err := ansible.ArchiveImageID(filepath.Join(ansible.ImagesDir(cfg.StateDir), ansible.APIArchive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = sshx.Run(ctx, target, "dpkg --audit | wc -l; docker image inspect --format '{{.Id}}' "+apiRef)
+	if err != nil {
+		t.Fatalf("dpkg --audit, docker image inspect over SSH: %v", err)
+	}
+	if got := strings.Fields(string(res.Stdout)); len(got) != 2 || got[0] != "0" || got[1] != wantID {
+		t.Errorf("after the repairing deploy: dpkg --audit lines, %s ID = %q, want 0 and %s", apiRef, got, wantID)
 	}
 
 	// 6. stop stops the serving and leaves the VM running.
