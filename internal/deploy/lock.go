@@ -60,7 +60,18 @@ func remoteLock(t sshx.Target) lock.Remote {
 // clear it.
 func (l *locks) onTarget(ctx context.Context, r lock.Remote) error {
 	step := progress.Start(l.d.out(), "lock: "+r.Where)
-	if err := r.Take(ctx, l.me); err != nil {
+	err := r.Take(ctx, l.me)
+	// A deploy of this machine that was killed before it could release (mage allows 5 s
+	// after Ctrl-C) left a lock whose holder is provably gone: take it over rather than
+	// making the operator unlock their own dead run.
+	var held *lock.HeldError
+	if errors.As(err, &held) && held.Holder != nil && held.Holder.Dead() {
+		step.Printf("taking over the lock of a dead run of this machine (%s, since %s)", held.Holder, held.Holder.Since.Format(time.RFC3339))
+		if _, _, err = r.Clear(ctx); err == nil {
+			err = r.Take(ctx, l.me)
+		}
+	}
+	if err != nil {
 		if errors.As(err, new(*lock.HeldError)) {
 			err = fmt.Errorf("%w; %s", err, unlockHint)
 		}

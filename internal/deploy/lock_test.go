@@ -108,3 +108,47 @@ func TestUnlockRefusesWhileADeployOfThisMachineRuns(t *testing.T) {
 		t.Fatalf("got %v, want a refusal naming the running deploy", err)
 	}
 }
+
+func TestTargetLockOfADeadRunOfThisMachineIsTakenOver(t *testing.T) {
+	r := lock.Remote{Run: shTarget{}, Where: "192.168.122.5", Path: filepath.Join(t.TempDir(), "lock")}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		pid      int
+		takeOver bool
+	}{
+		{"killed run", dead.Process.Pid, true},
+		{"live run", os.Getpid(), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stale := lock.Me("deploy")
+			if stale.PIDSpace == "" {
+				t.Skip("no boot_id or PID namespace readable here")
+			}
+			stale.PID = tt.pid
+			if err := r.Take(context.Background(), stale); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Clear(context.Background()) })
+			var out bytes.Buffer
+			l, err := (&Deployer{Cfg: testConfig(t), Out: &out}).lockHere("deploy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.release(context.Background())
+			err = l.onTarget(context.Background(), r)
+			if tt.takeOver {
+				if err != nil || !strings.Contains(out.String(), "taking over the lock of a dead run") {
+					t.Fatalf("got %v, want the dead run's lock taken over\n%s", err, out.String())
+				}
+				return
+			}
+			if !errors.As(err, new(*lock.HeldError)) {
+				t.Fatalf("got %v, want the live holder's refusal", err)
+			}
+		})
+	}
+}

@@ -6,9 +6,12 @@ package lock
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,11 +22,38 @@ type Holder struct {
 	PID    int       `json:"pid"`
 	Target string    `json:"target"`
 	Since  time.Time `json:"since"`
+	// PIDSpace names the kernel boot and PID namespace PID belongs to, so that a later
+	// process in the same space can tell the holder is dead (see Dead).
+	PIDSpace string `json:"pid_space,omitempty"`
 }
 
 // Me is the holder record of this process running the mage target named target.
 func Me(target string) Holder {
-	return Holder{Who: operator(), PID: os.Getpid(), Target: target, Since: time.Now().UTC().Truncate(time.Second)}
+	return Holder{Who: operator(), PID: os.Getpid(), Target: target, Since: time.Now().UTC().Truncate(time.Second), PIDSpace: pidSpace()}
+}
+
+// Dead reports whether h's process is known to be gone: it ran in this process's PID space
+// (same boot, same PID namespace) and no process has its PID now. A holder from another
+// machine, container or boot is never known dead: only unlock clears its lock.
+func (h Holder) Dead() bool {
+	if h.PIDSpace == "" || h.PIDSpace != pidSpace() || h.PID <= 0 {
+		return false
+	}
+	return errors.Is(syscall.Kill(h.PID, 0), syscall.ESRCH)
+}
+
+// pidSpace is this kernel boot's random ID and this process's PID namespace; "" when either
+// cannot be read, which makes no holder ever known dead.
+func pidSpace() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
 }
 
 // operator is user@host of the person running this process, as the releases and the audit

@@ -346,3 +346,31 @@ func TestRemoteOneWinnerOfARace(t *testing.T) {
 		t.Fatalf("%d of %d concurrent takes won, want exactly 1", won, n)
 	}
 }
+
+func TestHolderDead(t *testing.T) {
+	// A process of this PID space that has exited: its PID is free until reused.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	gone := cmd.Process.Pid
+	me := Me("deploy")
+	if me.PIDSpace == "" {
+		t.Skip("no boot_id or PID namespace readable here")
+	}
+	for _, tt := range []struct {
+		name string
+		h    Holder
+		want bool
+	}{
+		{"exited process, same space", Holder{PID: gone, PIDSpace: me.PIDSpace}, true},
+		{"live process, same space", Holder{PID: os.Getpid(), PIDSpace: me.PIDSpace}, false},
+		{"exited PID, another machine or container", Holder{PID: gone, PIDSpace: "other-boot/pid:[1]"}, false},
+		{"a record of an older version, no space", Holder{PID: gone}, false},
+		{"no PID", Holder{PIDSpace: me.PIDSpace}, false},
+	} {
+		if got := tt.h.Dead(); got != tt.want {
+			t.Errorf("%s: Dead() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
