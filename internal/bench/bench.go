@@ -708,7 +708,14 @@ func (s cpuSample) shares(before cpuSample) (steal, other float64) {
 	for i := range s.procs {
 		own += s.procs[i] - min(before.procs[i], s.procs[i])
 	}
-	return stealShare(before.cpu, s.cpu), otherShare(before.cpu, s.cpu, own, s.at.Sub(before.at))
+	steal = stealShare(before.cpu, s.cpu)
+	other = otherShare(before.cpu, s.cpu, own, s.at.Sub(before.at))
+	// Steal is part of other work, but the two come from counters read a moment apart and
+	// in different units, so a quiet run can show a little less other work than steal.
+	if steal >= 0 && other >= 0 {
+		other = max(other, steal)
+	}
+	return steal, other
 }
 
 // median returns the middle value of xs (the mean of the two middle ones
