@@ -7,6 +7,7 @@ package vm_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/sshx"
 	"github.com/clock-app/clock/internal/verify"
 	"github.com/clock-app/clock/internal/vm"
@@ -242,6 +244,34 @@ func TestDeployVM(t *testing.T) {
 		t.Errorf("after the repairing deploy: dpkg --audit lines, %s ID = %q, want 0 and %s", apiRef, got, wantID)
 	}
 
+	// 5c. Another operator's deploy holds the target's lock: deploy and stop refuse at once,
+	// name the holder, and the clock keeps serving.
+	remote := lock.Remote{Run: sshCommand{target}, Where: host, Path: lock.RemotePath}
+	other := lock.Holder{Who: "ops@other-machine", PID: 4123, Target: "deploy", Since: time.Now().UTC().Truncate(time.Second)}
+	if err := remote.Take(ctx, other); err != nil {
+		t.Fatalf("taking the target's lock as another operator: %v", err)
+	}
+	for _, run := range []struct {
+		name string
+		do   func() error
+	}{
+		{"deploy", func() error { _, err := d.Deploy(ctx); return err }},
+		{"stop", func() error { _, err := d.Stop(ctx); return err }},
+	} {
+		start := time.Now()
+		err := run.do()
+		t.Logf("%s while another operator holds the lock: refused in %s: %v", run.name, time.Since(start).Round(100*time.Millisecond), err)
+		if !errors.As(err, new(*lock.HeldError)) || !strings.Contains(err.Error(), other.String()) {
+			t.Errorf("%s while the lock is held: got %v, want a refusal naming %s", run.name, err, other)
+		}
+	}
+	if _, err := verify.Clock(ctx, nil, "http://"+host, 5*time.Second); err != nil {
+		t.Errorf("after the refused deploy and stop: %v", err)
+	}
+	if holder, cleared, err := remote.Clear(ctx); err != nil || !cleared || holder == nil || *holder != other {
+		t.Fatalf("clearing the other operator's lock: holder %v, cleared %v, %v", holder, cleared, err)
+	}
+
 	// 6. stop stops the serving and leaves the VM running.
 	if _, err := d.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -267,4 +297,12 @@ func TestDeployVM(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "vm", testVMName+".qcow2")); !os.IsNotExist(err) {
 		t.Errorf("after vm:destroy the overlay is still there (%v)", err)
 	}
+}
+
+// sshCommand runs the lock's commands on the test VM, as the deploy does.
+type sshCommand struct{ t sshx.Target }
+
+func (c sshCommand) Run(ctx context.Context, cmd string) ([]byte, error) {
+	res, err := sshx.Run(ctx, c.t, cmd)
+	return res.Stdout, err
 }
