@@ -84,10 +84,10 @@ func newSigner(t *testing.T) ssh.Signer {
 	return k.Signer
 }
 
-// TestUpHostKeyPolicy runs Up against fake libvirt and an SSH server at the lease's
-// address: a VM it creates gets its key pinned over an old one; a running VM showing
-// another key is refused and nothing is re-pinned; a key the console printed wins.
-func TestUpHostKeyPolicy(t *testing.T) {
+// newUpFixture is a VM on fake libvirt with a bootable base image, the deploy key, and a
+// DHCP lease at a random loopback address where the test serves SSH.
+func newUpFixture(t *testing.T) (*VM, *fakeLibvirt, *sshx.Key, string) {
+	t.Helper()
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		t.Skip("qemu-img not installed")
 	}
@@ -107,7 +107,14 @@ func TestUpHostKeyPolicy(t *testing.T) {
 	v.cfg.BaseImage = base
 	f.leases = " Expiry Time  MAC address  Protocol  IP address  Hostname  Client ID\n---\n " +
 		time.Now().Add(time.Hour).Format("2006-01-02 15:04:05") + "   " + v.cfg.MAC + "   ipv4   " + ip + "/24   debian   -\n"
+	return v, f, key, ip
+}
 
+// TestUpHostKeyPolicy runs Up against fake libvirt and an SSH server at the lease's
+// address: a VM it creates gets its key pinned over an old one; a running VM showing
+// another key is refused and nothing is re-pinned; a key the console printed wins.
+func TestUpHostKeyPolicy(t *testing.T) {
+	v, _, key, ip := newUpFixture(t)
 	vmKey := newSigner(t)
 	srv := serveSSH(t, net.JoinHostPort(ip, "22"), vmKey, key.Signer.PublicKey())
 	known := v.cfg.KnownHostsPath()
@@ -157,25 +164,7 @@ func TestUpHostKeyPolicy(t *testing.T) {
 // TestUpAfterAnInterruptedCreate is vm:up interrupted after creating the VM and before
 // pinning its key: the next vm:up finds it running and may still pin the fresh disk's key.
 func TestUpAfterAnInterruptedCreate(t *testing.T) {
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		t.Skip("qemu-img not installed")
-	}
-	ip := fmt.Sprintf("127.0.%d.%d", rand.IntN(200)+20, rand.IntN(250)+2)
-	v, f := newFakeVM(t, AccelTCG, false)
-	v.cfg.BootTimeout = 30 * time.Second
-	key, err := sshx.EnsureKey(filepath.Dir(v.cfg.KeyPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(t.TempDir(), "base.img")
-	mbr := make([]byte, 1<<20)
-	mbr[510], mbr[511] = 0x55, 0xaa
-	if err := os.WriteFile(base, mbr, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	v.cfg.BaseImage = base
-	f.leases = " Expiry Time  MAC address  Protocol  IP address  Hostname  Client ID\n---\n " +
-		time.Now().Add(time.Hour).Format("2006-01-02 15:04:05") + "   " + v.cfg.MAC + "   ipv4   " + ip + "/24   debian   -\n"
+	v, f, key, ip := newUpFixture(t)
 	if err := sshx.PinHostKey(v.cfg.KnownHostsPath(), ip, newSigner(t).PublicKey()); err != nil {
 		t.Fatal(err)
 	}
