@@ -216,7 +216,7 @@ func localVM(ctx context.Context) (*vm.VM, error) {
 // Config prints every CLOCK_* variable with its effective value, default and meaning; a bad value fails with exit code 2.
 func Config() error {
 	if err := config.Effective(os.Stdout); err != nil {
-		return mg.Fatalf(2, "\nconfiguration: %v", err)
+		return mg.Fatalf(2, "configuration: %v", err)
 	}
 	fmt.Println()
 	return config.Usage(os.Stdout)
