@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -21,6 +22,11 @@ type Local struct {
 // TakeLocal takes the lock at path for h, or fails at once with a *HeldError naming the
 // holder; it never waits.
 func TakeLocal(path string, h Holder) (*Local, error) {
+	// The lock is the first thing a deploy from a fresh clone writes: its folder may not be
+	// there yet. 0755, as the other state folders libvirt's qemu must traverse.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open the deploy lock: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open the deploy lock: %w", err)

@@ -374,3 +374,15 @@ func TestHolderDead(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalInAFreshStateFolder is the first deploy of a fresh clone: no .state yet.
+func TestLocalInAFreshStateFolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".state", "deploy.lock")
+	l, err := TakeLocal(path, testHolder("deploy"))
+	if err != nil {
+		t.Fatalf("TakeLocal in a state folder that does not exist yet: %v", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
