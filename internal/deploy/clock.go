@@ -189,7 +189,7 @@ func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 // closes and a waiting Read or Step fails.
 func sshClock(ctx context.Context, t sshx.Target) (g guestClock, close func() error, err error) {
 	sudo := ""
-	if t.User != "root" {
+	if t.NeedsSudo() {
 		sudo = "sudo -n "
 	}
 	client, err := sshx.Dial(ctx, t)

@@ -53,7 +53,7 @@ func remoteLock(t sshx.Target) lock.Remote {
 	if err != nil {
 		host = t.Addr
 	}
-	return lock.Remote{Run: sshRunner{t}, Where: host, Path: lock.RemotePath, Sudo: t.User != "root"}
+	return lock.Remote{Run: sshRunner{t}, Where: host, Path: lock.RemotePath, Sudo: t.NeedsSudo()}
 }
 
 // onTarget takes the target's lock r too, or fails at once naming the holder and how to

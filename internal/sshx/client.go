@@ -21,6 +21,10 @@ type Target struct {
 	KnownHosts string // path of the known_hosts file
 }
 
+// NeedsSudo reports whether commands that need root run through sudo on t: the deploy logs
+// in as root or as a user with passwordless sudo.
+func (t Target) NeedsSudo() bool { return t.User != "root" }
+
 // hostPort returns Addr with the default port filled in.
 func (t Target) hostPort() string { return withPort(t.Addr) }
 
