@@ -78,6 +78,12 @@ func newNetwork(t *testing.T) *testcontainers.DockerNetwork {
 	return nw
 }
 
+// servesHealthz waits until the container answers /healthz on port: the images are FROM
+// scratch, so no strategy that needs a shell inside would work.
+func servesHealthz(port string) wait.Strategy {
+	return wait.ForHTTP("/healthz").WithPort(port).WithPollInterval(200 * time.Millisecond).WithStartupTimeout(time.Minute)
+}
+
 // hardened runs a container the way production should: read-only root
 // filesystem, no capabilities, no privilege escalation.
 func hardened(hc *container.HostConfig) {
@@ -179,10 +185,7 @@ func startClockWeb(t *testing.T, nw *testcontainers.DockerNetwork, lim limits) *
 			hardened(hc)
 			lim.hostConfig(hc)
 		}),
-		testcontainers.WithWaitStrategy(wait.ForHTTP("/healthz").
-			WithPort(webPort).
-			WithPollInterval(200*time.Millisecond).
-			WithStartupTimeout(time.Minute)),
+		testcontainers.WithWaitStrategy(servesHealthz(webPort)),
 	)
 	testcontainers.CleanupContainer(t, c)
 	dumpLogsOnFailure(t, "clock-web", c)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/wait"
 )
 
 // metricsFlood is how many requests TestAPIMetricsCardinality sends, each
@@ -199,10 +198,7 @@ func startPublishedAPI(t *testing.T, lim limits) (*testcontainers.DockerContaine
 			hardened(hc)
 			lim.hostConfig(hc)
 		}),
-		testcontainers.WithWaitStrategy(wait.ForHTTP("/healthz").
-			WithPort(apiPort).
-			WithPollInterval(200*time.Millisecond).
-			WithStartupTimeout(time.Minute)),
+		testcontainers.WithWaitStrategy(servesHealthz(apiPort)),
 	)
 	testcontainers.CleanupContainer(t, c)
 	dumpLogsOnFailure(t, "clock-api", c)
