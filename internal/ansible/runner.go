@@ -66,7 +66,7 @@ type Runner struct {
 	Image       string    // runner image tag, from EnsureRunnerImage
 	ProjectDir  string    // deploy/ansible on this machine
 	StateDir    string    // the state folder (.state): ansible/inventory.yml, images/, ssh/known_hosts
-	AgentSocket string    // ssh-agent socket holding the deploy key (sshx.StartAgent)
+	AgentSocket string    // ssh-agent socket holding the deploy key (sshx.AgentConfig.Start)
 	Output      io.Writer // ansible-playbook output; nil: discard
 	Progress    io.Writer // one line per step with elapsed time; nil: discard
 	Docker      string    // docker binary, default "docker"
@@ -311,7 +311,7 @@ func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (
 		return nil, err
 	}
 	if fi, err := os.Stat(r.AgentSocket); err != nil || fi.Mode()&fs.ModeSocket == 0 {
-		return nil, fmt.Errorf("ansible runner: ssh-agent socket %s: not a socket (start one with sshx.StartAgent)", r.AgentSocket)
+		return nil, fmt.Errorf("ansible runner: ssh-agent socket %s: not a socket (start one with sshx.AgentConfig.Start)", r.AgentSocket)
 	}
 	// mage cancels ctx on Ctrl-C (SIGINT) only. A SIGTERM (a CI job's timeout, kill) would end
 	// this process at once and leave ansible-playbook running in its container until the next

@@ -29,16 +29,6 @@ type AgentConfig struct {
 	ClientUID int
 }
 
-// StartAgent is AgentConfig{ClientUID: -1}.Start.
-func StartAgent(keys ...any) (socket string, stop func() error, err error) {
-	return AgentConfig{ClientUID: -1}.Start(keys...)
-}
-
-// StartAgentFromFile is AgentConfig{ClientUID: -1}.StartFromFile.
-func StartAgentFromFile(path string) (socket string, stop func() error, err error) {
-	return AgentConfig{ClientUID: -1}.StartFromFile(path)
-}
-
 // Start serves an in-process ssh-agent holding keys on a unix socket in a fresh private
 // (0700) temporary directory. Each key is a crypto private key as returned by
 // ssh.ParseRawPrivateKey (ed25519.PrivateKey, *ed25519.PrivateKey, *rsa.PrivateKey,

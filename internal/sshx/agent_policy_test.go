@@ -25,7 +25,7 @@ func TestAgentOnlyListsAndSigns(t *testing.T) {
 		t.Fatal(err)
 	}
 	signer, _ := ssh.NewSignerFromKey(priv)
-	socket, stop, err := StartAgent(priv)
+	socket, stop, err := anyUser.Start(priv)
 	if err != nil {
 		t.Fatal(err)
 	}

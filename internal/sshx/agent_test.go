@@ -16,6 +16,10 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 )
 
+// anyUser is an agent any local user that reaches its socket may use, as the tests' clients
+// run as this process's user.
+var anyUser = AgentConfig{ClientUID: -1}
+
 func TestStartAgent(t *testing.T) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -27,9 +31,9 @@ func TestStartAgent(t *testing.T) {
 	}
 	wantPub := signer.PublicKey().Marshal()
 
-	socket, stop, err := StartAgent(priv)
+	socket, stop, err := anyUser.Start(priv)
 	if err != nil {
-		t.Fatalf("StartAgent: %v", err)
+		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { _ = stop() })
 
@@ -100,9 +104,9 @@ func TestStartAgentFromFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket, stop, err := StartAgentFromFile(path)
+	socket, stop, err := anyUser.StartFromFile(path)
 	if err != nil {
-		t.Fatalf("StartAgentFromFile: %v", err)
+		t.Fatalf("StartFromFile: %v", err)
 	}
 	t.Cleanup(func() { _ = stop() })
 
@@ -121,8 +125,8 @@ func TestStartAgentFromFile(t *testing.T) {
 }
 
 func TestStartAgentNoKey(t *testing.T) {
-	if _, _, err := StartAgent(); err == nil {
-		t.Fatal("StartAgent() with no key: want an error")
+	if _, _, err := anyUser.Start(); err == nil {
+		t.Fatal("anyUser.Start() with no key: want an error")
 	}
 }
 
