@@ -35,7 +35,7 @@ const (
 )
 
 // Labels on every runner container. A mage process that dies without cleaning up (kill -9,
-// SIGTERM, which mage does not catch) leaves its container behind; the next run finds it by
+// or a second Ctrl-C that forces the exit) leaves its container behind; the next run finds it by
 // LabelRunner and removes it when the process named by LabelPID on LabelHost is gone.
 const (
 	LabelRunner = "clock.runner"
@@ -313,9 +313,10 @@ func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (
 	if fi, err := os.Stat(r.AgentSocket); err != nil || fi.Mode()&fs.ModeSocket == 0 {
 		return nil, fmt.Errorf("ansible runner: ssh-agent socket %s: not a socket (start one with sshx.AgentConfig.Start)", r.AgentSocket)
 	}
-	// mage cancels ctx on Ctrl-C (SIGINT) only. A SIGTERM (a CI job's timeout, kill) would end
-	// this process at once and leave ansible-playbook running in its container until the next
-	// run's sweep: while the container runs, SIGTERM cancels the run the same way.
+	// mage cancels ctx on Ctrl-C (SIGINT) only; the magefile turns SIGTERM into SIGINT, but a
+	// caller outside mage (test:vm's in-process deploys) would end at once on a SIGTERM and
+	// leave ansible-playbook running in its container until the next run's sweep: while the
+	// container runs, SIGTERM cancels the run the same way.
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stopSignals()
 	if err := r.removeStale(ctx, pw, start); err != nil {
