@@ -76,7 +76,7 @@ func serveWeb(ctx context.Context, getenv func(string) string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	ln, err := serve.Listen(ctx, cfg.Host, cfg.Port)
+	ln, err := serve.Listen(ctx, cfg.Config, cfg.Port)
 	if err != nil {
 		return err
 	}

@@ -167,6 +167,7 @@ var (
 	levelType           = reflect.TypeFor[slog.Level]()
 	hostType            = reflect.TypeFor[Host]()
 	portType            = reflect.TypeFor[Port]()
+	boolType            = reflect.TypeFor[bool]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
@@ -200,6 +201,17 @@ func set(f field, raw string) error {
 			return err
 		}
 		f.v.SetInt(int64(p))
+	case boolType:
+		// Exactly the two words the usage text shows: strconv.ParseBool's "t", "0" or
+		// "FALSE" are not in any documentation of ours.
+		switch raw {
+		case "true":
+			f.v.SetBool(true)
+		case "false":
+			f.v.SetBool(false)
+		default:
+			return fmt.Errorf("not true or false")
+		}
 	default:
 		if u, ok := f.v.Addr().Interface().(encoding.TextUnmarshaler); ok {
 			return u.UnmarshalText([]byte(raw))
@@ -236,6 +248,8 @@ func Attrs(prefix string, spec any) []slog.Attr {
 			out = append(out, slog.String(name, strings.ToLower(x.String())))
 		case Port:
 			out = append(out, slog.Int(name, int(x)))
+		case bool:
+			out = append(out, slog.Bool(name, x))
 		default:
 			out = append(out, slog.String(name, f.v.String()))
 		}

@@ -67,6 +67,7 @@ type spec struct {
 	Inner
 	Name   string     `envconfig:"NAME" default:"clock" desc:"name"`
 	Level  slog.Level `envconfig:"LEVEL" default:"info" desc:"level"`
+	Share  bool       `envconfig:"SHARE" default:"false" desc:"share"`
 	hidden string
 }
 
@@ -77,13 +78,13 @@ func env(vars map[string]string) func(string) string {
 func TestLoad(t *testing.T) {
 	var got spec
 	err := Load("T", &got, env(map[string]string{
-		"T_PORT": "9000", "T_HOST": "::1", "T_WAIT": "", "T_NAME": "x", "T_LEVEL": "debug",
+		"T_PORT": "9000", "T_HOST": "::1", "T_WAIT": "", "T_NAME": "x", "T_LEVEL": "debug", "T_SHARE": "true",
 		"PORT": "1", "HOST": "bad host", "WAIT": "1h",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := spec{Port: 9000, Inner: Inner{Host: "::1", Wait: 2 * time.Second}, Name: "x", Level: slog.LevelDebug}
+	want := spec{Port: 9000, Inner: Inner{Host: "::1", Wait: 2 * time.Second}, Name: "x", Level: slog.LevelDebug, Share: true}
 	if got != want {
 		t.Errorf("Load = %+v, want %+v", got, want)
 	}
@@ -95,7 +96,7 @@ func TestLoadAsksOnlyForPrefixedNames(t *testing.T) {
 	if err := Load("T", &s, func(k string) string { asked = append(asked, k); return "" }); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(asked, " "), "T_PORT T_HOST T_WAIT T_NAME T_LEVEL"; got != want {
+	if got, want := strings.Join(asked, " "), "T_PORT T_HOST T_WAIT T_NAME T_LEVEL T_SHARE"; got != want {
 		t.Errorf("Load asked for %q, want exactly %q", got, want)
 	}
 }
@@ -108,6 +109,8 @@ func TestLoadErrors(t *testing.T) {
 		{"T_WAIT", "11s", "not a duration from 1s to 10s (like 500ms, 5s or 1m)"},
 		{"T_WAIT", "5", "not a duration from 1s to 10s (like 500ms, 5s or 1m)"},
 		{"T_LEVEL", "info+1", ReasonLevel},
+		{"T_SHARE", "1", "not true or false"},
+		{"T_SHARE", "TRUE", "not true or false"},
 	} {
 		var s spec
 		err := Load("T", &s, env(map[string]string{tc.key: tc.value}))
@@ -134,10 +137,10 @@ func TestLoadPanicsOnDurationWithoutBounds(t *testing.T) {
 }
 
 func TestAttrs(t *testing.T) {
-	s := spec{Port: 80, Inner: Inner{Host: "h", Wait: 1500 * time.Millisecond}, Name: "n", Level: slog.LevelWarn}
+	s := spec{Port: 80, Inner: Inner{Host: "h", Wait: 1500 * time.Millisecond}, Name: "n", Level: slog.LevelWarn, Share: true}
 	var b bytes.Buffer
 	slog.New(slog.NewJSONHandler(&b, nil)).LogAttrs(t.Context(), slog.LevelInfo, "m", Attrs("T", s)...)
-	if want := `"port":80,"host":"h","wait":"1.5s","name":"n","level":"warn"}`; !strings.Contains(b.String(), want) {
+	if want := `"port":80,"host":"h","wait":"1.5s","name":"n","level":"warn","share":true}`; !strings.Contains(b.String(), want) {
 		t.Errorf("Attrs logged %s, want %s", b.String(), want)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/services/internal/envcfg"
+	"golang.org/x/sys/unix"
 )
 
 // The limits that bound a service's memory whatever its clients do. Measured with
@@ -42,6 +43,11 @@ const (
 type Config struct {
 	Host     envcfg.Host `envconfig:"HOST" desc:"address to listen on: an IP address or host name; empty means all interfaces"`
 	LogLevel slog.Level  `envconfig:"LOG_LEVEL" default:"info" desc:"minimum log level: debug, info, warn or error"`
+	// Several instances in one network namespace share the port with SO_REUSEPORT: the
+	// kernel spreads new connections over them, and one that drains or dies leaves the rest
+	// serving (DESIGN.md, "Releases"). Off by default, so a second server started by mistake
+	// on a taken port fails instead of silently sharing it.
+	ReusePort bool `envconfig:"REUSE_PORT" default:"false" desc:"share the port with other instances (SO_REUSEPORT): true or false"`
 	// The header timeout is the slow-client guard: a connection that has not sent its headers
 	// by then is closed, so a slowloris holds a slot for at most this long.
 	ReadHeaderTimeout time.Duration `envconfig:"READ_HEADER_TIMEOUT" default:"5s" min:"100ms" max:"30s" desc:"time allowed to read a request's headers (slow-client guard)"`
@@ -67,14 +73,32 @@ func NewServer(cfg Config, handler http.Handler, logger *slog.Logger) *http.Serv
 	}
 }
 
-// Listen binds host:port with the MaxConns cap.
-func Listen(ctx context.Context, host envcfg.Host, port envcfg.Port) (net.Listener, error) {
+// Listen binds cfg's host and port with the MaxConns cap, sharing the port when
+// cfg.ReusePort is set.
+func Listen(ctx context.Context, cfg Config, port envcfg.Port) (net.Listener, error) {
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(string(host), strconv.Itoa(int(port))))
+	if cfg.ReusePort {
+		lc.Control = reusePort
+	}
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(string(cfg.Host), strconv.Itoa(int(port))))
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return LimitListener(ln, MaxConns), nil
+}
+
+// reusePort sets SO_REUSEPORT on a listening socket before it binds.
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("SO_REUSEPORT: %w", serr)
+	}
+	return nil
 }
 
 // Serve runs handler on ln until ctx is done, then drains: in-flight requests get

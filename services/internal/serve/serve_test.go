@@ -147,6 +147,27 @@ func request(tb testing.TB, addr string) <-chan error {
 	return answered
 }
 
+// Two servers on one port: only with ReusePort, and then both are bound at once, which is
+// what lets a release start beside the running one (DESIGN.md, "Releases").
+func TestListenReusePort(t *testing.T) {
+	ctx := t.Context()
+	first, err := Listen(ctx, Config{Host: "127.0.0.1", ReusePort: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	port := envcfg.Port(first.Addr().(*net.TCPAddr).Port)
+	if ln, err := Listen(ctx, Config{Host: "127.0.0.1"}, port); err == nil {
+		ln.Close()
+		t.Fatalf("a second listener without ReusePort bound port %d, want address in use", port)
+	}
+	second, err := Listen(ctx, Config{Host: "127.0.0.1", ReusePort: true}, port)
+	if err != nil {
+		t.Fatalf("a second listener with ReusePort on port %d: %v", port, err)
+	}
+	second.Close()
+}
+
 func TestLimitListenerHoldsAtMostN(t *testing.T) {
 	const n = 2
 	addr := startServe(t, "127.0.0.1", n, okHandler)
