@@ -293,10 +293,13 @@ func (Test) Unit(ctx context.Context) error {
 	return nil
 }
 
-// E2e builds both images from their Dockerfiles with testcontainers-go and tests them together, in a browser too.
+// E2e builds both images from their Dockerfiles with testcontainers-go and tests them together, in a browser too; then the release switch on this machine's Docker.
 func (Test) E2e(ctx context.Context) error {
 	mg.CtxDeps(ctx, Build)
-	return gotool.Go(ctx, os.Stdout, root(), "test/e2e", testcontainersEnv(), "test", "-count=1", "-timeout=20m", "./...")
+	if err := gotool.Go(ctx, os.Stdout, root(), "test/e2e", testcontainersEnv(), "test", "-count=1", "-timeout=20m", "./..."); err != nil {
+		return err
+	}
+	return gotool.Go(ctx, os.Stdout, root(), ".", nil, "test", "-tags", "integration", "-count=1", "-v", "-timeout=10m", "./test/release")
 }
 
 // testcontainersEnv holds the two settings this kind of machine needs (see

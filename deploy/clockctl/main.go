@@ -1,0 +1,168 @@
+// Command clockctl runs on the target and switches the clock's releases there (package
+// release): the deploy on the operator's machine copies it in, sends it a release over SSH
+// and reads its one-line JSON result. It is also the holder of the pods' network namespaces
+// (`clockctl pause`), in an image it makes of itself.
+//
+//	clockctl state [IMAGE_ID...]      the live release, the instances, which images exist (JSON)
+//	clockctl deploy < request.json   start, gate and switch to the release (result as JSON)
+//	clockctl rollback [VERSION]       back to VERSION, or to the previous release
+//	clockctl releases                 the kept releases, newest first
+//	clockctl stop                     drain and remove every container of the clock
+//	clockctl pause                    wait for SIGTERM (the pod holder's process)
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/clock-app/clock/internal/release"
+)
+
+// stateDir holds the book, the audit log and the deploy lock; the role creates it.
+const stateDir = "/var/lib/clock"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "pause" {
+		pause()
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "clockctl: %v\n", err)
+		var ge *release.GateError
+		if errors.As(err, &ge) {
+			os.Exit(3)
+		}
+		os.Exit(1)
+	}
+}
+
+// pause is the whole program of a pod holder: PID 1 of its container, which ignores signals
+// it has no handler for, so it waits for SIGTERM or SIGINT explicitly.
+func pause() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	<-sigs
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: clockctl state|deploy|rollback|releases|stop (see its package comment)")
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "releases" {
+		book, err := release.LoadBook(stateDir)
+		if err != nil {
+			return err
+		}
+		book.Print(stdout)
+		return nil
+	}
+	set, err := release.LoadSettings(release.SettingsPath)
+	if err != nil {
+		return err
+	}
+	e := &release.Engine{
+		Docker: release.CLI{}, Settings: set, Dir: stateDir, Proc: os.DirFS("/proc"),
+		PodTar: selfTar, Now: time.Now, Get: release.HTTPGet,
+		Logf: func(format string, a ...any) {
+			fmt.Fprintf(stderr, "%s %s\n", time.Now().UTC().Format("15:04:05.0"), fmt.Sprintf(format, a...))
+		},
+	}
+	unlock, err := lockDir(stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	enc := json.NewEncoder(stdout)
+	switch cmd {
+	case "state":
+		st, err := e.State(ctx, rest)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(st)
+	case "deploy":
+		var req release.Request
+		if err := json.NewDecoder(io.LimitReader(stdin, 1<<20)).Decode(&req); err != nil {
+			return fmt.Errorf("reading the release request on stdin: %w", err)
+		}
+		res, err := e.Deploy(ctx, req, "deploy")
+		if err != nil {
+			return err
+		}
+		return enc.Encode(res)
+	case "rollback":
+		fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
+		by := fs.String("by", "", "user@host of the operator")
+		timeout := fs.Duration("health-timeout", time.Minute, "CLOCK_HEALTH_TIMEOUT")
+		keep := fs.Int("keep", 3, "CLOCK_KEEP_RELEASES")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		res, err := e.Rollback(ctx, fs.Arg(0), *by, *timeout, *keep)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(res)
+	case "stop":
+		fs := flag.NewFlagSet("stop", flag.ContinueOnError)
+		by := fs.String("by", "", "user@host of the operator")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		n, err := e.Stop(ctx, *by)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(map[string]int{"removed": n})
+	}
+	return fmt.Errorf("unknown command %q: want state, deploy, rollback, releases or stop", cmd)
+}
+
+// lockDir keeps two clockctl runs (one by hand, say) from switching at once; the deploy
+// lock in the same folder keeps two operators apart before either gets here.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "clockctl.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another clockctl is running on this host (%s is locked)", f.Name())
+	}
+	return func() { f.Close() }, nil
+}
+
+// selfTar is a tar of this very binary as /clockctl: the pod image's only file.
+func selfTar() (io.Reader, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "clockctl", Mode: 0o755, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(b); err != nil {
+		return nil, err
+	}
+	return &buf, tw.Close()
+}

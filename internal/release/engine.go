@@ -1,0 +1,526 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Engine switches releases on the target through Docker.
+type Engine struct {
+	Docker   Docker
+	Settings Settings
+	Dir      string                    // the book, the audit log and the deploy lock: /var/lib/clock
+	Proc     fs.FS                     // /proc, to see which instance listens
+	PodTar   func() (io.Reader, error) // a tar holding clockctl, for the pod image
+	Logf     func(format string, args ...any)
+	Now      func() time.Time
+	// Get fetches url from the target itself, the end-to-end check through the pod's port.
+	Get func(ctx context.Context, url string) error
+}
+
+// Result is what a deploy or rollback did.
+type Result struct {
+	Version string `json:"version"`
+	Hash    string `json:"hash"`
+	Changed bool   `json:"changed"`
+	Retired int    `json:"retired"` // old instances drained and removed
+	Pruned  int    `json:"pruned"`  // images no kept release uses
+	// Kept lists the image refs of every kept release, for pruning the deploying machine.
+	Kept []string `json:"kept"`
+}
+
+// GateError is a release that never took traffic: the instance that failed and its log.
+type GateError struct {
+	Version, Instance, Why, Log string
+}
+
+func (e *GateError) Error() string {
+	return fmt.Sprintf("release %s is not healthy: %s %s; it took no traffic and was removed, the live release keeps serving; last lines of its log:\n%s",
+		e.Version, e.Instance, e.Why, e.Log)
+}
+
+func (e *Engine) logf(format string, args ...any) {
+	if e.Logf != nil {
+		e.Logf(format, args...)
+	}
+}
+
+func (e *Engine) docker(ctx context.Context, args ...string) (string, error) {
+	return e.Docker.Run(ctx, nil, args...)
+}
+
+// Deploy makes req's release live: unchanged when it already is and every instance runs;
+// otherwise its instances start beside the live ones, pass the gate, take traffic, and the
+// old instances drain and go. action is "deploy" or "rollback", for the book and the log.
+func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result, error) {
+	spec := req.Spec
+	if err := spec.Check(); err != nil {
+		return Result{}, err
+	}
+	h := Hash(spec, e.Settings)
+	res := Result{Version: spec.Version, Hash: h}
+	book, err := LoadBook(e.Dir)
+	if err != nil {
+		return res, err
+	}
+	if err := e.ensurePods(ctx); err != nil {
+		return res, err
+	}
+	all, err := e.instances(ctx)
+	if err != nil {
+		return res, err
+	}
+	if live := book.Live(); live != nil && live.Hash == h && runningAll(all, h, spec.Replicas) && len(all) == 2*spec.Replicas {
+		e.logf("release %s (%s) is live with %d instances of each service: nothing to do", spec.Version, h, spec.Replicas)
+		res.Kept = keptRefs(book)
+		return res, nil
+	}
+	res.Changed = true
+	// Leftovers of this very release (an interrupted or failed attempt) go first: the new
+	// instances take their names.
+	if err := e.remove(ctx, names(all, func(c container) bool { return c.hash == h })); err != nil {
+		return res, err
+	}
+	rec := Record{Spec: spec, Hash: h, DeployedAt: e.Now().UTC(), By: req.By}
+	for _, svc := range Services {
+		var started []string
+		for n := 1; n <= spec.Replicas; n++ {
+			name := instanceName(svc, h, n)
+			if _, err := e.docker(ctx, e.Settings.instanceArgs(spec, h, svc, n)...); err != nil {
+				return res, e.fail(ctx, book, rec, append(started, name), &GateError{Version: spec.Version, Instance: name, Why: "could not start: " + err.Error()})
+			}
+			started = append(started, name)
+		}
+		e.logf("%s: started %s; waiting until each listens on :%d", svc, strings.Join(started, ", "), e.Settings.port(svc))
+		if err := e.gate(ctx, spec.Version, started, e.Settings.port(svc), req.HealthTimeout); err != nil {
+			return res, e.fail(ctx, book, rec, newNames(h), err)
+		}
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/clock", e.Settings.WebPort)
+	for i := 0; i < 3; i++ {
+		if err := e.Get(ctx, url); err != nil {
+			return res, e.fail(ctx, book, rec, newNames(h), &GateError{Version: spec.Version, Instance: "the pod's " + url, Why: "failed: " + err.Error()})
+		}
+	}
+	// Traffic is already shared with the new instances; the old ones stop accepting, finish
+	// what they have, and exit: clock-web's first, so none forwards to a retired API.
+	var old []string
+	for _, svc := range []Service{Web, API} {
+		old = append(old, names(all, func(c container) bool { return c.hash != h && c.service == svc })...)
+	}
+	if len(old) > 0 {
+		e.logf("retiring %s (drain up to %ds each)", strings.Join(old, ", "), e.Settings.StopTimeout)
+	}
+	for _, svc := range []Service{Web, API} {
+		if err := e.remove(ctx, names(all, func(c container) bool { return c.hash != h && c.service == svc })); err != nil {
+			return res, err
+		}
+	}
+	res.Retired = len(old)
+	book.MadeLive(rec)
+	unused := book.Prune(req.Keep)
+	res.Pruned = e.prune(ctx, unused)
+	res.Kept = keptRefs(book)
+	if err := book.Save(e.Dir); err != nil {
+		return res, err
+	}
+	return res, Audit(e.Dir, Event{Time: rec.DeployedAt, Action: action, Version: spec.Version, Hash: h, By: req.By})
+}
+
+// fail removes a release's instances, books it failed, and returns why.
+func (e *Engine) fail(ctx context.Context, book *Book, rec Record, instances []string, gerr *GateError) error {
+	// An interrupted deploy still cleans up after itself.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if gerr.Log == "" && strings.HasPrefix(gerr.Instance, "clock-") {
+		gerr.Log = e.lastLog(ctx, gerr.Instance)
+	}
+	err := error(gerr)
+	if rerr := e.remove(ctx, instances); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	book.Failed(rec, gerr.Instance+" "+gerr.Why)
+	book.Prune(max(1, len(book.Releases)))
+	if serr := book.Save(e.Dir); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if aerr := Audit(e.Dir, Event{Time: e.Now().UTC(), Action: "failed", Version: rec.Spec.Version, Hash: rec.Hash, By: rec.By, Note: gerr.Instance + " " + gerr.Why}); aerr != nil {
+		err = errors.Join(err, aerr)
+	}
+	return err
+}
+
+// gate waits until every instance runs, has not restarted, and listens on port; then holds
+// a second and looks again, so one that dies right after binding is caught too.
+func (e *Engine) gate(ctx context.Context, version string, instances []string, port int, timeout time.Duration) *GateError {
+	deadline := e.Now().Add(timeout)
+	var settled bool
+	for {
+		states, err := e.inspect(ctx, instances)
+		if err != nil {
+			return &GateError{Version: version, Instance: instances[0], Why: err.Error()}
+		}
+		ready := true
+		for _, s := range states {
+			switch {
+			case s.status == "exited" || s.status == "dead":
+				return &GateError{Version: version, Instance: s.name, Why: "exited with status " + strconv.Itoa(s.exitCode) + " at start"}
+			case s.restarts > 0 || s.status == "restarting":
+				return &GateError{Version: version, Instance: s.name, Why: "exited with status " + strconv.Itoa(s.exitCode) + " at start (Docker restarted it)"}
+			case s.status != "running":
+				ready = false
+			default:
+				ok, err := Listening(e.Proc, s.pid, port)
+				if err != nil || !ok {
+					ready = false
+				}
+			}
+		}
+		switch {
+		case ready && settled:
+			return nil
+		case ready:
+			settled = true
+		default:
+			settled = false
+			if e.Now().After(deadline) {
+				return &GateError{Version: version, Instance: notReady(states, instances), Why: fmt.Sprintf("did not listen on :%d within CLOCK_HEALTH_TIMEOUT (%s)", port, timeout)}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &GateError{Version: version, Instance: strings.Join(instances, ", "), Why: "was interrupted before it was healthy: " + ctx.Err().Error()}
+		case <-time.After(map[bool]time.Duration{true: time.Second, false: 200 * time.Millisecond}[settled]):
+		}
+	}
+}
+
+func notReady(states []instanceState, instances []string) string {
+	for _, s := range states {
+		if s.status != "running" {
+			return s.name
+		}
+	}
+	return strings.Join(instances, " or ")
+}
+
+// Rollback makes a kept release live again, by the same switch, with no image built.
+func (e *Engine) Rollback(ctx context.Context, version, by string, timeout time.Duration, keep int) (Result, error) {
+	book, err := LoadBook(e.Dir)
+	if err != nil {
+		return Result{}, err
+	}
+	rec, err := book.Rollback(version)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, svc := range Services {
+		if _, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", rec.Spec.Image(svc).ID); err != nil {
+			return Result{}, fmt.Errorf("release %s: its %s image %s is no longer on the target; deploy that version again", rec.Spec.Version, svc, rec.Spec.Image(svc).Ref)
+		}
+	}
+	e.logf("rolling back to %s (%s, deployed %s by %s)", rec.Spec.Version, rec.Hash, rec.DeployedAt.Format(time.RFC3339), rec.By)
+	return e.Deploy(ctx, Request{Spec: rec.Spec, By: by, HealthTimeout: timeout, Keep: keep}, "rollback")
+}
+
+// Stop drains and removes every instance and pod and both networks; the book keeps the
+// releases, the live one marked stopped.
+func (e *Engine) Stop(ctx context.Context, by string) (removed int, err error) {
+	all, err := e.instances(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, svc := range []Service{Web, API} {
+		if err := e.remove(ctx, names(all, func(c container) bool { return c.service == svc })); err != nil {
+			return 0, err
+		}
+	}
+	pods, err := e.docker(ctx, "ps", "--all", "--quiet", "--filter", "label="+labelRole+"=pod")
+	if err != nil {
+		return 0, err
+	}
+	if ids := strings.Fields(pods); len(ids) > 0 {
+		if _, err := e.docker(ctx, append([]string{"rm", "--force"}, ids...)...); err != nil {
+			return 0, err
+		}
+	}
+	for _, n := range []string{e.Settings.Networks.Frontend, e.Settings.Networks.Backend} {
+		if _, err := e.docker(ctx, "network", "inspect", n); err == nil {
+			if _, err := e.docker(ctx, "network", "rm", n); err != nil {
+				return 0, err
+			}
+		}
+	}
+	book, err := LoadBook(e.Dir)
+	if err != nil {
+		return 0, err
+	}
+	book.Stopped()
+	if err := book.Save(e.Dir); err != nil {
+		return 0, err
+	}
+	return len(all), Audit(e.Dir, Event{Time: e.Now().UTC(), Action: "stop", By: by})
+}
+
+// State is what the deploy reads in one call to decide what to do.
+type State struct {
+	Live      *Record         `json:"live,omitempty"`
+	Settings  string          `json:"settings_hash"`
+	Instances []Instance      `json:"instances"`
+	Images    map[string]bool `json:"images"` // asked-for image IDs: present or not
+}
+
+// Instance is one running or stopped instance.
+type Instance struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	Hash    string `json:"hash"`
+	Version string `json:"version"`
+	State   string `json:"state"`
+}
+
+// State reports the live release, every instance, and which of images the target has.
+func (e *Engine) State(ctx context.Context, images []string) (State, error) {
+	st := State{Images: map[string]bool{}, Settings: Hash(Spec{}, e.Settings)}
+	book, err := LoadBook(e.Dir)
+	if err != nil {
+		return st, err
+	}
+	st.Live = book.Live()
+	all, err := e.instances(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, c := range all {
+		st.Instances = append(st.Instances, Instance{Name: c.name, Service: string(c.service), Hash: c.hash, Version: c.version, State: c.state})
+	}
+	for _, id := range images {
+		_, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", id)
+		st.Images[id] = err == nil
+	}
+	return st, nil
+}
+
+// ensurePods creates the networks, the pod image and both pods when missing, and starts a
+// stopped pod. A pod whose settings changed (another published port) is replaced, which
+// drops its connections: the one change that is not zero-downtime, and said so.
+func (e *Engine) ensurePods(ctx context.Context) error {
+	for _, n := range []struct {
+		name     string
+		internal bool
+	}{{e.Settings.Networks.Backend, true}, {e.Settings.Networks.Frontend, false}} {
+		if _, err := e.docker(ctx, "network", "inspect", n.name); err == nil {
+			continue
+		}
+		args := []string{"network", "create", "--label", labelRole + "=network"}
+		if n.internal {
+			args = append(args, "--internal")
+		}
+		if _, err := e.docker(ctx, append(args, n.name)...); err != nil {
+			return err
+		}
+		e.logf("created network %s", n.name)
+	}
+	if _, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", PodImage); err != nil {
+		tar, err := e.PodTar()
+		if err != nil {
+			return err
+		}
+		if _, err := e.Docker.Run(ctx, tar, "import", "--change", `ENTRYPOINT ["/clockctl"]`, "-", PodImage); err != nil {
+			return err
+		}
+		e.logf("made the pod image %s", PodImage)
+	}
+	for _, svc := range Services {
+		args := e.Settings.podArgs(svc)
+		want := hashArgs(args[:len(args)-4])
+		out, err := e.docker(ctx, "inspect", "--format", `{{.State.Running}} {{index .Config.Labels "`+labelPodHash+`"}}`, podName(svc))
+		f := strings.Fields(out)
+		switch {
+		case err == nil && len(f) == 2 && f[1] == want && f[0] == "true":
+			continue
+		case err == nil && len(f) == 2 && f[1] == want:
+			if _, err := e.docker(ctx, "start", podName(svc)); err != nil {
+				return err
+			}
+			e.logf("started the stopped pod %s", podName(svc))
+			continue
+		case err == nil:
+			e.logf("the settings of %s changed: replacing it, which drops its connections", podName(svc))
+			if _, err := e.docker(ctx, "rm", "--force", podName(svc)); err != nil {
+				return err
+			}
+		}
+		if _, err := e.docker(ctx, args...); err != nil {
+			return err
+		}
+		if svc == Web {
+			if _, err := e.docker(ctx, "network", "connect", e.Settings.Networks.Backend, podName(svc)); err != nil {
+				return err
+			}
+		}
+		e.logf("started the pod %s", podName(svc))
+	}
+	return nil
+}
+
+// container is one instance as docker ps lists it.
+type container struct {
+	name, hash, version, state string
+	service                    Service
+}
+
+func (e *Engine) instances(ctx context.Context) ([]container, error) {
+	out, err := e.docker(ctx, "ps", "--all", "--filter", "label="+labelRole+"=instance", "--format",
+		`{{.Names}}\t{{.Label "`+labelService+`"}}\t{{.Label "`+labelHash+`"}}\t{{.Label "`+labelVersion+`"}}\t{{.State}}`)
+	if err != nil {
+		return nil, err
+	}
+	var cs []container
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 5 {
+			continue
+		}
+		cs = append(cs, container{name: f[0], service: Service(f[1]), hash: f[2], version: f[3], state: f[4]})
+	}
+	slices.SortFunc(cs, func(a, b container) int { return strings.Compare(a.name, b.name) })
+	return cs, nil
+}
+
+type instanceState struct {
+	name, status            string
+	pid, restarts, exitCode int
+}
+
+func (e *Engine) inspect(ctx context.Context, names []string) ([]instanceState, error) {
+	out, err := e.docker(ctx, append([]string{"inspect", "--format", "{{.Name}} {{.State.Status}} {{.State.Pid}} {{.RestartCount}} {{.State.ExitCode}}"}, names...)...)
+	if err != nil {
+		return nil, err
+	}
+	var states []instanceState
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var s instanceState
+		if _, err := fmt.Sscanf(line, "%s %s %d %d %d", &s.name, &s.status, &s.pid, &s.restarts, &s.exitCode); err != nil {
+			return nil, fmt.Errorf("docker inspect said %q: %w", line, err)
+		}
+		s.name = strings.TrimPrefix(s.name, "/")
+		states = append(states, s)
+	}
+	return states, nil
+}
+
+// remove stops names (each drains for up to the stop timeout, all at once) and removes them.
+func (e *Engine) remove(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := e.docker(ctx, append([]string{"stop", "--time", strconv.Itoa(e.Settings.StopTimeout)}, names...)...); err != nil && !strings.Contains(err.Error(), "No such container") {
+		return err
+	}
+	_, err := e.docker(ctx, append([]string{"rm", "--force"}, names...)...)
+	if err != nil && strings.Contains(err.Error(), "No such container") {
+		return nil
+	}
+	return err
+}
+
+// prune removes the images no kept release uses; one still used by a container stays.
+func (e *Engine) prune(ctx context.Context, ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if _, err := e.docker(ctx, "image", "rm", id); err == nil {
+			n++
+		}
+	}
+	if n > 0 {
+		e.logf("pruned %d image(s) of releases beyond CLOCK_KEEP_RELEASES", n)
+	}
+	return n
+}
+
+func (e *Engine) lastLog(ctx context.Context, name string) string {
+	out, err := e.Docker.Logs(ctx, name, 20)
+	if err != nil {
+		return fmt.Sprintf("(docker logs %s: %v)", name, err)
+	}
+	return out
+}
+
+func runningAll(all []container, h string, replicas int) bool {
+	n := 0
+	for _, c := range all {
+		if c.hash == h && c.state == "running" {
+			n++
+		}
+	}
+	return n == 2*replicas
+}
+
+func names(all []container, keep func(container) bool) []string {
+	var out []string
+	for _, c := range all {
+		if keep(c) {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// newNames are every instance name a release with hash h may have.
+func newNames(h string) []string {
+	var out []string
+	for _, svc := range Services {
+		for n := 1; n <= 8; n++ {
+			out = append(out, instanceName(svc, h, n))
+		}
+	}
+	return out
+}
+
+func keptRefs(b *Book) []string {
+	var refs []string
+	for _, r := range b.Releases {
+		if r.State != StateFailed {
+			refs = append(refs, r.Spec.API.Ref, r.Spec.Web.Ref)
+		}
+	}
+	return refs
+}
+
+func hashArgs(args []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+func sortStrings(s []string) { slices.Sort(s) }
+
+// HTTPGet is Engine.Get for the target: one GET that must answer 200.
+func HTTPGet(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := (&http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<10))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, res.Status)
+	}
+	return nil
+}
