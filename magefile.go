@@ -83,7 +83,7 @@ func deployer(ctx context.Context) (*deploy.Deployer, error) {
 	return &deploy.Deployer{Cfg: c, Root: root(), Out: os.Stdout, Meta: meta(ctx)}, nil
 }
 
-// Deploy builds the images, brings the VM up (unless CLOCK_TARGET_HOST is set), runs Ansible in a container and checks the clock from the host.
+// Deploy builds the images, brings the VM up (unless CLOCK_TARGET_HOST is set), runs the playbook when the target needs it, switches to the new release with zero downtime and checks the clock from the host.
 func Deploy(ctx context.Context) error {
 	mg.CtxDeps(ctx, Setup)
 	d, err := deployer(ctx)
@@ -94,7 +94,7 @@ func Deploy(ctx context.Context) error {
 	return err
 }
 
-// Stop removes both containers and their networks from the target; the VM keeps running.
+// Stop drains and removes every clock container and network on the target; the VM, the images and the releases stay.
 func Stop(ctx context.Context) error {
 	d, err := deployer(ctx)
 	if err != nil {
@@ -102,6 +102,25 @@ func Stop(ctx context.Context) error {
 	}
 	_, err = d.Stop(ctx)
 	return err
+}
+
+// Rollback makes the previous release (or CLOCK_RELEASE=<version>) live again with the same zero-downtime switch, building nothing.
+func Rollback(ctx context.Context) error {
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.Rollback(ctx)
+	return err
+}
+
+// Releases lists the releases kept on the target: version, config hash, when, by whom, and state (live, previous, failed).
+func Releases(ctx context.Context) error {
+	d, err := deployer(ctx)
+	if err != nil {
+		return err
+	}
+	return d.Releases(ctx)
 }
 
 // Unlock clears a deploy lock on the target that a dead deploy left, after printing its holder.
@@ -122,7 +141,7 @@ func Status(ctx context.Context) error {
 	return d.Status(ctx)
 }
 
-// Logs prints the last 100 lines of both containers' logs.
+// Logs prints the last 100 lines of each instance's log.
 func Logs(ctx context.Context) error {
 	d, err := deployer(ctx)
 	if err != nil {

@@ -22,16 +22,15 @@ import (
 	"time"
 )
 
-// Playbooks of deploy/ansible.
-const (
-	PlaybookDeploy = "site.yml"
-	PlaybookStop   = "stop.yml"
-)
+// PlaybookDeploy is deploy/ansible's playbook: it prepares the host for releases.
+const PlaybookDeploy = "site.yml"
 
-// Image archive names in <state>/images, as the clock role expects them.
+// Files in <state>/images: the docker save archives the deploy ships to the target, and
+// clockctl, which the clock role installs there.
 const (
 	APIArchive = "clock-api.tar"
 	WebArchive = "clock-web.tar"
+	Clockctl   = "clockctl"
 )
 
 // Labels on every runner container. A mage process that dies without cleaning up (kill -9,
@@ -78,16 +77,8 @@ type Runner struct {
 
 // Vars are the extra vars a deploy passes to site.yml. Empty fields keep the role defaults.
 type Vars struct {
-	APIImage string // clock_api_image, e.g. clock-api:v1.2.0 (the tag inside clock-api.tar)
-	WebImage string // clock_web_image, e.g. clock-web:v1.2.0
-	WebPort  int    // clock_web_port: host port of clock-web (default 80)
-	// APIImageID and WebImageID are the image IDs inside the archives (clock_api_image_id,
-	// clock_web_image_id): the role loads an archive when the target's tag has another ID.
-	// Deploy reads them from the archives when they are empty.
-	APIImageID string
-	WebImageID string
-	APIEnv     map[string]string // clock_api_env: CLOCK_API_* environment of clock-api
-	Extra      map[string]any    // any other role variable, e.g. clock_api_memory
+	WebPort int            // clock_web_port: host port of clock-web (default 80)
+	Extra   map[string]any // any other role variable, e.g. clock_api_memory
 }
 
 func (v Vars) extraVars() map[string]any {
@@ -95,23 +86,8 @@ func (v Vars) extraVars() map[string]any {
 	for k, val := range v.Extra {
 		m[k] = val
 	}
-	if v.APIImage != "" {
-		m["clock_api_image"] = v.APIImage
-	}
-	if v.WebImage != "" {
-		m["clock_web_image"] = v.WebImage
-	}
 	if v.WebPort != 0 {
 		m["clock_web_port"] = v.WebPort
-	}
-	if v.APIImageID != "" {
-		m["clock_api_image_id"] = v.APIImageID
-	}
-	if v.WebImageID != "" {
-		m["clock_web_image_id"] = v.WebImageID
-	}
-	if len(v.APIEnv) > 0 {
-		m["clock_api_env"] = v.APIEnv
 	}
 	return m
 }
@@ -175,9 +151,7 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 		"--mount", mount(InventoryPath(state), containerInventory, true),
 		"--mount", mount(KnownHostsPath(state), containerKnownHosts, true),
 	)
-	if playbook == PlaybookDeploy {
-		args = append(args, "--mount", mount(ImagesDir(state), containerImages, true))
-	}
+	args = append(args, "--mount", mount(ImagesDir(state), containerImages, true))
 	args = append(args,
 		"--mount", mount(agent, containerAgent, false),
 		"--env", "SSH_AUTH_SOCK="+containerAgent,
@@ -198,16 +172,9 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 	return append(args, playbook), nil
 }
 
-// CommandLine is the `docker run ...` that Deploy (playbook PlaybookDeploy) or Stop
-// (PlaybookStop) executes, quoted for a POSIX shell: what to run by hand. For a deploy, the
-// image IDs vars lacks are read from the archives, as Deploy does, when they are there yet;
-// without them the clock role stops at its first task and names the extra vars it needs.
+// CommandLine is the `docker run ...` that Deploy executes, quoted for a POSIX shell: what
+// to run by hand.
 func (r Runner) CommandLine(playbook string, vars Vars) (string, error) {
-	if playbook == PlaybookDeploy {
-		if v, err := r.withArchiveIDs(vars); err == nil {
-			vars = v
-		}
-	}
 	args, err := r.Args(playbook, vars)
 	if err != nil {
 		return "", err
@@ -215,38 +182,13 @@ func (r Runner) CommandLine(playbook string, vars Vars) (string, error) {
 	return ShellQuote(append([]string{r.docker()}, args...)), nil
 }
 
-// Deploy writes the inventory for t and runs site.yml: Docker, the app user, the images and
-// both containers. The recap is returned also when the run fails.
+// Deploy writes the inventory for t and runs site.yml: Docker, the firewall, the app user,
+// clockctl and the release settings. The recap is returned also when the run fails.
 func (r Runner) Deploy(ctx context.Context, t Target, vars Vars) (Recap, error) {
-	vars, err := r.withArchiveIDs(vars)
-	if err != nil {
+	if err := checkReadable(filepath.Join(ImagesDir(r.StateDir), Clockctl), "clockctl (built by the deploy)"); err != nil {
 		return nil, err
 	}
 	return r.run(ctx, PlaybookDeploy, t, vars)
-}
-
-// withArchiveIDs checks that both archives are readable by the runner and fills the image
-// IDs that vars lacks from them.
-func (r Runner) withArchiveIDs(vars Vars) (Vars, error) {
-	images := ImagesDir(r.StateDir)
-	for _, a := range []struct {
-		name string
-		id   *string
-	}{{APIArchive, &vars.APIImageID}, {WebArchive, &vars.WebImageID}} {
-		path := filepath.Join(images, a.name)
-		if err := checkReadable(path, "image archive (docker save)"); err != nil {
-			return vars, err
-		}
-		if *a.id != "" {
-			continue
-		}
-		id, err := ArchiveImageID(path)
-		if err != nil {
-			return vars, err
-		}
-		*a.id = id
-	}
-	return vars, nil
 }
 
 var imageIDRe = regexp.MustCompile(`^(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json)?$`)
@@ -286,12 +228,6 @@ func ArchiveImageID(path string) (string, error) {
 		}
 		return "sha256:" + m[1], nil
 	}
-}
-
-// Stop writes the inventory for t and runs stop.yml: removes both containers and their
-// networks, leaving the VM, Docker and the loaded images.
-func (r Runner) Stop(ctx context.Context, t Target) (Recap, error) {
-	return r.run(ctx, PlaybookStop, t, Vars{})
 }
 
 func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (Recap, error) {

@@ -194,14 +194,7 @@ func testRunner(t *testing.T) Runner {
 
 func TestArgsDeploy(t *testing.T) {
 	r := testRunner(t)
-	args, err := r.Args(PlaybookDeploy, Vars{
-		APIImage:   "clock-api:v1.2.0",
-		WebImage:   "clock-web:v1.2.0",
-		WebPort:    8088,
-		APIEnv:     map[string]string{"CLOCK_API_LOG_LEVEL": "debug"},
-		APIImageID: "sha256:aa",
-		WebImageID: "sha256:bb",
-	})
+	args, err := r.Args(PlaybookDeploy, Vars{WebPort: 8088, Extra: map[string]any{"clock_api_memory": "64m"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,28 +256,9 @@ func TestArgsDeploy(t *testing.T) {
 			}
 		}
 	}
-	wantExtra := `{"clock_api_env":{"CLOCK_API_LOG_LEVEL":"debug"},"clock_api_image":"clock-api:v1.2.0",` +
-		`"clock_api_image_id":"sha256:aa","clock_web_image":"clock-web:v1.2.0","clock_web_image_id":"sha256:bb",` +
-		`"clock_web_port":8088}`
+	wantExtra := `{"clock_api_memory":"64m","clock_web_port":8088}`
 	if got, _ := json.Marshal(extra); string(got) != wantExtra {
 		t.Errorf("extra vars = %s, want %s", got, wantExtra)
-	}
-}
-
-func TestArgsStop(t *testing.T) {
-	args, err := testRunner(t).Args(PlaybookStop, Vars{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joined := strings.Join(args, " ")
-	if strings.Contains(joined, "target=/images") {
-		t.Errorf("stop mounts the image archives:\n%s", joined)
-	}
-	if strings.Contains(joined, "--extra-vars") {
-		t.Errorf("stop passes extra vars:\n%s", joined)
-	}
-	if !strings.HasSuffix(joined, "ansible-playbook --inventory inventories/vm --inventory /inventory.yml stop.yml") {
-		t.Errorf("stop command ends wrong:\n%s", joined)
 	}
 }
 
@@ -299,9 +273,7 @@ func TestArgsRequired(t *testing.T) {
 func TestCommandLine(t *testing.T) {
 	r := testRunner(t)
 	r.StateDir = t.TempDir()
-	writeArchive(t, filepath.Join(ImagesDir(r.StateDir), APIArchive), manifestClassic, 0o644)
-	writeArchive(t, filepath.Join(ImagesDir(r.StateDir), WebArchive), manifestOCI, 0o644)
-	got, err := r.CommandLine(PlaybookDeploy, Vars{APIImage: "clock-api:dev", WebImage: "clock-web:dev"})
+	got, err := r.CommandLine(PlaybookDeploy, Vars{WebPort: 8080})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,8 +290,7 @@ func TestCommandLine(t *testing.T) {
 		" --env SSH_AUTH_SOCK=/ssh-agent.sock --env ANSIBLE_CONFIG=/project/ansible.cfg --env PYTHONUNBUFFERED=1" +
 		" --workdir /project clock-ansible:0123456789ab" +
 		" ansible-playbook --inventory inventories/vm --inventory /inventory.yml" +
-		` --extra-vars '{"clock_api_image":"clock-api:dev","clock_api_image_id":"sha256:` + classicID +
-		`","clock_web_image":"clock-web:dev","clock_web_image_id":"sha256:` + ociID + `"}' site.yml`
+		` --extra-vars '{"clock_web_port":8080}' site.yml`
 	if got != want {
 		t.Errorf("CommandLine:\ngot:  %s\nwant: %s", got, want)
 	}
@@ -353,22 +324,21 @@ func TestDeployChecksInputs(t *testing.T) {
 	t.Cleanup(func() { _ = ln.Close() })
 	r := Runner{Image: "x", ProjectDir: t.TempDir(), StateDir: state, AgentSocket: sock, Docker: "false"}
 
-	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "clock-api.tar") {
-		t.Fatalf("Deploy without archives: err = %v, want one naming clock-api.tar", err)
+	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "clockctl") {
+		t.Fatalf("Deploy without clockctl: err = %v, want one naming clockctl", err)
 	}
 	if err := os.MkdirAll(ImagesDir(state), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{APIArchive, WebArchive} {
-		writeArchive(t, filepath.Join(ImagesDir(state), name), manifestClassic, 0o600)
+	clockctl := filepath.Join(ImagesDir(state), Clockctl)
+	if err := os.WriteFile(clockctl, []byte("\x7fELF"), 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "0600") {
-		t.Fatalf("Deploy with 0600 archives: err = %v, want one naming the mode", err)
+	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "0700") {
+		t.Fatalf("Deploy with a 0700 clockctl: err = %v, want one naming the mode", err)
 	}
-	for _, name := range []string{APIArchive, WebArchive} {
-		if err := os.Chmod(filepath.Join(ImagesDir(state), name), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.Chmod(clockctl, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "known_hosts") {
 		t.Fatalf("Deploy without known_hosts: err = %v, want one naming known_hosts", err)
@@ -553,8 +523,11 @@ func TestDeploySIGTERMRemovesContainer(t *testing.T) {
 
 func testDeployStopRemovesContainer(t *testing.T, stop func(context.CancelFunc)) {
 	state := t.TempDir()
-	for _, name := range []string{APIArchive, WebArchive} {
-		writeArchive(t, filepath.Join(ImagesDir(state), name), manifestClassic, 0o644)
+	if err := os.MkdirAll(ImagesDir(state), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ImagesDir(state), Clockctl), []byte("\x7fELF"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Dir(KnownHostsPath(state)), 0o700); err != nil {
 		t.Fatal(err)

@@ -47,6 +47,12 @@ type Config struct {
 	HTTPPort         int    `envconfig:"HTTP_PORT" default:"80" desc:"host port of clock-web on the target"`
 	AnsibleBaseImage string `envconfig:"ANSIBLE_BASE_IMAGE" default:"debian:bookworm-slim" desc:"base of the Ansible runner image; built locally with mmdebstrap when it cannot be pulled"`
 	APILogLevel      string `envconfig:"API_LOG_LEVEL" default:"info" desc:"CLOCK_API_LOG_LEVEL given to the deployed clock-api (debug, info, warn, error)"`
+
+	Replicas      int           `envconfig:"REPLICAS" default:"2" desc:"instances of each service (1-8): the crash of one is absorbed by the others"`
+	HealthTimeout time.Duration `envconfig:"HEALTH_TIMEOUT" default:"60s" desc:"how long a new release's instances have to start listening and stay up before deploy gives up on it (5s to 10m)"`
+	KeepReleases  int           `envconfig:"KEEP_RELEASES" default:"3" desc:"releases whose images the target keeps for rollback (1-20); older ones are pruned on the target and here"`
+	Converge      string        `envconfig:"CONVERGE" default:"auto" desc:"auto: run the playbook only when it, its inputs or the target changed; full: always run it"`
+	Release       string        `envconfig:"RELEASE" desc:"rollback: the version to go back to (default: the previous release)"`
 }
 
 // Load reads the knobs from the process environment and validates them. Every error names
@@ -123,7 +129,7 @@ func (c Config) Validate() error {
 		// Its files are bind-mounted into the Ansible runner: the absolute path counts.
 		bad("STATE_DIR", c.StateDir, err.Error())
 	}
-	if c.Version != "" && !regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`).MatchString(c.Version) {
+	if c.Version != "" && !versionRE.MatchString(c.Version) {
 		bad("VERSION", c.Version, "must be a valid image tag ([A-Za-z0-9_.-], at most 128 characters)")
 	}
 	if err := CheckLibvirtURI(c.LibvirtURI); err != nil {
@@ -200,8 +206,36 @@ func (c Config) Validate() error {
 	default:
 		bad("API_LOG_LEVEL", c.APILogLevel, "must be debug, info, warn or error")
 	}
+	if c.Replicas < 1 || c.Replicas > MaxReplicas {
+		bad("REPLICAS", strconv.Itoa(c.Replicas), fmt.Sprintf("must be between 1 and %d", MaxReplicas))
+	}
+	if err := CheckDuration(c.HealthTimeout, MinHealthTimeout, MaxHealthTimeout); err != nil {
+		bad("HEALTH_TIMEOUT", c.HealthTimeout.String(), err.Error()+" (a start under TCG takes seconds)")
+	}
+	if c.KeepReleases < 1 || c.KeepReleases > 20 {
+		bad("KEEP_RELEASES", strconv.Itoa(c.KeepReleases), "must be between 1 and 20")
+	}
+	switch c.Converge {
+	case "auto", "full":
+	default:
+		bad("CONVERGE", c.Converge, "must be auto or full")
+	}
+	if c.Release != "" && !versionRE.MatchString(c.Release) {
+		bad("RELEASE", c.Release, "must be a version as `go run mage.go releases` lists it")
+	}
 	return errors.Join(errs...)
 }
+
+// The bounds of the release knobs. Eight instances of each service fill a 1 GiB VM's
+// memory limits (128 MiB each); a health wait of more than ten minutes is a hang.
+const (
+	MaxReplicas      = 8
+	MinHealthTimeout = 5 * time.Second
+	MaxHealthTimeout = 10 * time.Minute
+)
+
+// versionRE is a valid image tag: a version names the images of a release.
+var versionRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
 func readable(path string) error {
 	f, err := os.Open(path)

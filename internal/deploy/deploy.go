@@ -4,7 +4,9 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,11 +21,14 @@ import (
 	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
+	"github.com/clock-app/clock/internal/release"
 	"github.com/clock-app/clock/internal/sshx"
 	"github.com/clock-app/clock/internal/verify"
 	"github.com/clock-app/clock/internal/vm"
 	"github.com/clock-app/clock/internal/vmimage"
+	"golang.org/x/crypto/ssh"
 )
 
 // Deployer runs the deploy steps for one configuration, from the repo at Root.
@@ -42,15 +47,25 @@ type Phase struct {
 
 // Summary is what a deploy did.
 type Summary struct {
-	URL    string
-	Target string
-	Recap  ansible.Recap
-	Phases []Phase
-	Took   time.Duration
+	URL      string
+	Target   string
+	Playbook string        // why the playbook ran; "" when the target needed no run
+	Recap    ansible.Recap // of the playbook run, if any
+	Loaded   int           // images copied to the target
+	Release  release.Result
+	Phases   []Phase
+	Took     time.Duration
 }
 
-// Changed is the number of changed tasks in the Ansible run.
-func (s Summary) Changed() int { return s.Recap.Changed() }
+// Changed counts what the deploy changed: the playbook's changed tasks, and one for a
+// release switch.
+func (s Summary) Changed() int {
+	n := s.Recap.Changed()
+	if s.Release.Changed {
+		n++
+	}
+	return n
+}
 
 func (d *Deployer) out() io.Writer {
 	if d.Out == nil {
@@ -306,6 +321,9 @@ func (d *Deployer) prepare(ctx context.Context) (runnerImage string, err error) 
 			step.Printf("wrote %s", path)
 		}
 	}
+	if err := d.buildClockctl(ctx); err != nil {
+		return "", step.Fail(err)
+	}
 	step.Done("%s", d.Cfg.Path("images"))
 	return d.RunnerImage(ctx)
 }
@@ -375,12 +393,7 @@ func (d *Deployer) runner(image, socket string, step *progress.Step) ansible.Run
 }
 
 func (d *Deployer) vars() ansible.Vars {
-	return ansible.Vars{
-		APIImage: images.Services[0].Ref(d.Meta.Version),
-		WebImage: images.Services[1].Ref(d.Meta.Version),
-		WebPort:  d.Cfg.HTTPPort,
-		APIEnv:   map[string]string{"CLOCK_API_LOG_LEVEL": d.Cfg.APILogLevel},
-	}
+	return ansible.Vars{WebPort: d.Cfg.HTTPPort}
 }
 
 func ansibleTarget(t sshx.Target) (ansible.Target, error) {
@@ -448,22 +461,57 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 		}
 	}
 
-	err = timed("ansible", func() error {
-		step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)
-		socket, stop, err := d.agent()
-		if err != nil {
+	client, err := sshx.Dial(ctx, target)
+	if err != nil {
+		return sum, err
+	}
+	defer client.Close()
+	spec, err := d.spec()
+	if err != nil {
+		return sum, err
+	}
+	var p probe
+	err = timed("probe the target", func() (err error) {
+		step := progress.Start(d.out(), "probe: "+target.Addr)
+		if p, err = probeTarget(ctx, client, target, []string{spec.API.ID, spec.Web.ID}); err != nil {
 			return step.Fail(err)
 		}
-		defer stop()
-		at, err := ansibleTarget(target)
-		if err != nil {
+		sum.Playbook = p.needsPlaybook(mustStamp(d), d.Cfg.Converge)
+		if sum.Playbook == "" {
+			step.Done("as the last playbook run left it: no playbook run")
+		} else {
+			step.Done("playbook needed: %s", sum.Playbook)
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	if sum.Playbook != "" {
+		if err := timed("ansible", func() error { return d.playbook(ctx, client, target, runnerImage, &sum) }); err != nil {
+			return sum, err
+		}
+		if p, err = probeTarget(ctx, client, target, []string{spec.API.ID, spec.Web.ID}); err != nil || p.State == nil {
+			return sum, fmt.Errorf("after the playbook, clockctl cannot read the target's state: %v %s", err, p.Why)
+		}
+	}
+	err = timed("release", func() error {
+		step := progress.Start(d.out(), "release: "+spec.Version+" on "+target.Addr)
+		if sum.Loaded, err = d.shipImages(ctx, client, target, p.State.Images, spec, step); err != nil {
 			return step.Fail(err)
 		}
-		sum.Recap, err = d.runner(runnerImage, socket, step).Deploy(ctx, at, d.vars())
-		if err != nil {
+		req, _ := json.Marshal(d.request(spec, lock.Me("deploy").Who))
+		if err := clockctl(ctx, client, target, []string{"deploy"}, bytes.NewReader(req), &sum.Release, step); err != nil {
 			return step.Fail(err)
 		}
-		step.Done("changed=%d", sum.Recap.Changed())
+		pruned := pruneHere(ctx, sum.Release.Kept, d.Meta.Version)
+		switch {
+		case !sum.Release.Changed:
+			step.Done("%s (%s) already live: nothing to switch", spec.Version, sum.Release.Hash)
+		default:
+			step.Done("%s (%s) live; %d old instances drained, %d images pruned there, %d here",
+				spec.Version, sum.Release.Hash, sum.Release.Retired, sum.Release.Pruned, pruned)
+		}
 		return nil
 	})
 	if err != nil {
@@ -488,6 +536,9 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	fmt.Fprintf(d.out(), "\ndeploy: %s is serving the clock at %s (changed=%d, %s)\n", d.Meta.Version, sum.URL, sum.Changed(), progress.Round(sum.Took))
+	if sum.Playbook == "" {
+		fmt.Fprintf(d.out(), "    (no playbook run: the target is as the last one left it; CLOCK_CONVERGE=full runs it anyway)\n")
+	}
 	for _, p := range sum.Phases {
 		fmt.Fprintf(d.out(), "    %-38s %s\n", p.Name, progress.Round(p.Took))
 	}
@@ -518,40 +569,115 @@ func (d *Deployer) existingTarget(ctx context.Context) (sshx.Target, error) {
 	return t, nil
 }
 
-// Stop removes both containers and their networks on the target; the VM keeps running.
-func (d *Deployer) Stop(ctx context.Context) (ansible.Recap, error) {
-	locks, err := d.lockHere("stop")
+// onExisting runs f on the target of an earlier deploy, with both deploy locks held for the
+// mage target named what and an SSH connection open.
+func (d *Deployer) onExisting(ctx context.Context, what string, f func(*ssh.Client, sshx.Target) error) error {
+	locks, err := d.lockHere(what)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer locks.release(ctx)
 	t, err := d.existingTarget(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := locks.onTarget(ctx, remoteLock(t)); err != nil {
-		return nil, err
+		return err
 	}
-	image, err := d.RunnerImage(ctx)
+	client, err := sshx.Dial(ctx, t)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	step := progress.Start(d.out(), "ansible: stop.yml on "+t.Addr)
+	defer client.Close()
+	return f(client, t)
+}
+
+// Stop drains and removes every container of the clock and its networks on the target; the
+// VM, Docker, the images and the release book stay, so deploy or rollback brings it back.
+func (d *Deployer) Stop(ctx context.Context) (removed int, err error) {
+	err = d.onExisting(ctx, "stop", func(c *ssh.Client, t sshx.Target) error {
+		step := progress.Start(d.out(), "stop: the clock on "+t.Addr)
+		var res struct{ Removed int }
+		if err := clockctl(ctx, c, t, []string{"stop", "--by", ansible.ShellQuote([]string{lock.Me("stop").Who})}, nil, &res, step); err != nil {
+			return step.Fail(err)
+		}
+		removed = res.Removed
+		step.Done("%d instances drained and removed, pods and networks gone", res.Removed)
+		return nil
+	})
+	return removed, err
+}
+
+// Rollback makes the previous release (or CLOCK_RELEASE) live again with the same
+// health-gated switch as a deploy; no image is built or copied.
+func (d *Deployer) Rollback(ctx context.Context) (release.Result, error) {
+	start := time.Now()
+	var res release.Result
+	err := d.onExisting(ctx, "rollback", func(c *ssh.Client, t sshx.Target) error {
+		step := progress.Start(d.out(), "rollback on "+t.Addr)
+		if err := clockctl(ctx, c, t, d.rollbackArgs(lock.Me("rollback").Who), nil, &res, step); err != nil {
+			return step.Fail(err)
+		}
+		step.Done("%s (%s) live; %d old instances drained", res.Version, res.Hash, res.Retired)
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(d.out(), "\nrollback: %s is live (%s)\n", res.Version, progress.Round(time.Since(start)))
+	return res, nil
+}
+
+// Releases prints the releases kept on the target, newest first.
+func (d *Deployer) Releases(ctx context.Context) error {
+	t, err := d.existingTarget(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := sshx.Run(ctx, t, sudo(t, clockctlPath+" releases"))
+	if err != nil {
+		return err
+	}
+	_, err = d.out().Write(res.Stdout)
+	return err
+}
+
+// playbook runs site.yml on target and records its stamp there once it finished.
+func (d *Deployer) playbook(ctx context.Context, client *ssh.Client, target sshx.Target, runnerImage string, sum *Summary) error {
+	step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)
 	socket, stop, err := d.agent()
 	if err != nil {
-		return nil, step.Fail(err)
+		return step.Fail(err)
 	}
 	defer stop()
-	at, err := ansibleTarget(t)
+	at, err := ansibleTarget(target)
 	if err != nil {
-		return nil, step.Fail(err)
+		return step.Fail(err)
 	}
-	recap, err := d.runner(image, socket, step).Stop(ctx, at)
+	sum.Recap, err = d.runner(runnerImage, socket, step).Deploy(ctx, at, d.vars())
 	if err != nil {
-		return recap, step.Fail(err)
+		return step.Fail(err)
 	}
-	step.Done("containers and networks removed (changed=%d)", recap.Changed())
-	return recap, nil
+	stamp, err := d.stamp()
+	if err != nil {
+		return step.Fail(err)
+	}
+	write := fmt.Sprintf("sh -c 'mkdir -p %s && echo %s > %s.tmp && mv %s.tmp %s'", filepath.Dir(stampPath), stamp, stampPath, stampPath, stampPath)
+	if _, err := sshx.RunOn(ctx, client, sudo(target, write)); err != nil {
+		return step.Fail(fmt.Errorf("recording the playbook run on the target: %w", err))
+	}
+	step.Done("changed=%d", sum.Recap.Changed())
+	return nil
+}
+
+// mustStamp is the playbook stamp of this deploy, or "" (never on the target) when it cannot
+// be computed, which makes the playbook run.
+func mustStamp(d *Deployer) string {
+	s, err := d.stamp()
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return s
 }
 
 // CommandLine is the docker run command that deploy runs, for people who run Ansible by hand.
@@ -592,6 +718,9 @@ func (d *Deployer) Status(ctx context.Context) error {
 		out = "(none: run go run mage.go deploy)"
 	}
 	fmt.Fprintf(w, "containers:\n    %s\n", strings.ReplaceAll(out, "\n", "\n    "))
+	if rel, err := sshx.Run(ctx, t, sudo(t, clockctlPath+" releases")); err == nil {
+		fmt.Fprintf(w, "releases:\n    %s\n", strings.ReplaceAll(strings.TrimSpace(string(rel.Stdout)), "\n", "\n    "))
+	}
 	base := "http://" + net.JoinHostPort(host, strconv.Itoa(d.Cfg.HTTPPort))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -603,15 +732,23 @@ func (d *Deployer) Status(ctx context.Context) error {
 	return nil
 }
 
-// Logs prints the last lines of both containers' logs.
+// Logs prints the last lines of each instance's log.
 func (d *Deployer) Logs(ctx context.Context, lines int) error {
 	t, err := d.existingTarget(ctx)
 	if err != nil {
 		return err
 	}
-	for _, s := range images.Services {
-		res, err := sshx.Run(ctx, t, fmt.Sprintf("docker logs --tail %d %s 2>&1", lines, s.Name))
-		fmt.Fprintf(d.out(), "==> %s\n%s", s.Name, res.Stdout)
+	res, err := sshx.Run(ctx, t, sudo(t, "docker ps --all --filter label=clock.role=instance --format '{{.Names}}'"))
+	if err != nil {
+		return err
+	}
+	names := strings.Fields(string(res.Stdout))
+	if len(names) == 0 {
+		fmt.Fprintln(d.out(), "no clock instances on the target: go run mage.go deploy")
+	}
+	for _, name := range names {
+		res, err := sshx.Run(ctx, t, sudo(t, fmt.Sprintf("docker logs --tail %d %s 2>&1", lines, name)))
+		fmt.Fprintf(d.out(), "==> %s\n%s", name, res.Stdout)
 		if err != nil {
 			return err
 		}

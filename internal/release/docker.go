@@ -122,7 +122,7 @@ func (s Settings) instanceArgs(spec Spec, h string, svc Service, n int) []string
 // engine owns (ports, the API's address, port sharing, GOMEMLIMIT), sorted.
 func (s Settings) env(spec Spec, svc Service) []string {
 	l := s.Limits[string(svc)]
-	vars := map[string]string{"GOMEMLIMIT": l.GoMemLimit}
+	vars := map[string]string{}
 	if svc == API {
 		for k, v := range spec.APIEnv {
 			vars[k] = v
@@ -137,6 +137,7 @@ func (s Settings) env(spec Spec, svc Service) []string {
 		vars["CLOCK_WEB_API_URL"] = fmt.Sprintf("http://%s:%d", apiHost, s.APIPort)
 		vars["CLOCK_WEB_REUSE_PORT"] = "true"
 	}
+	vars["GOMEMLIMIT"] = l.GoMemLimit
 	out := make([]string, 0, len(vars))
 	for k, v := range vars {
 		out = append(out, k+"="+v)

@@ -67,6 +67,9 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 	if err := spec.Check(); err != nil {
 		return Result{}, err
 	}
+	if req.Keep < 1 || req.HealthTimeout <= 0 {
+		return Result{}, fmt.Errorf("deploy request: keep %d and health timeout %s: want at least 1 and above zero", req.Keep, req.HealthTimeout)
+	}
 	h := Hash(spec, e.Settings)
 	res := Result{Version: spec.Version, Hash: h}
 	book, err := LoadBook(e.Dir)
@@ -86,30 +89,56 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 		return res, nil
 	}
 	res.Changed = true
-	// Leftovers of this very release (an interrupted or failed attempt) go first: the new
-	// instances take their names.
-	if err := e.remove(ctx, names(all, func(c container) bool { return c.hash == h })); err != nil {
+	// The live release with an instance missing or stopped is repaired in place: its running
+	// instances keep serving and only the missing ones start. Otherwise leftovers of this
+	// very release (an interrupted or failed attempt) go first: the new instances take
+	// their names.
+	live := book.Live()
+	repair := live != nil && live.Hash == h
+	running := map[string]bool{}
+	for _, c := range all {
+		running[c.name] = c.hash == h && c.state == "running" && repair
+	}
+	if err := e.remove(ctx, names(all, func(c container) bool { return c.hash == h && !running[c.name] })); err != nil {
 		return res, err
 	}
 	rec := Record{Spec: spec, Hash: h, DeployedAt: e.Now().UTC(), By: req.By}
+	if repair {
+		rec = *live
+	}
+	var startedAll []string
+	failed := func(gerr *GateError) error {
+		if repair {
+			// The live release stays live: only what this run started goes.
+			return errors.Join(gerr, e.remove(context.WithoutCancel(ctx), startedAll))
+		}
+		return e.fail(ctx, book, rec, startedAll, gerr)
+	}
 	for _, svc := range Services {
 		var started []string
 		for n := 1; n <= spec.Replicas; n++ {
 			name := instanceName(svc, h, n)
+			if running[name] {
+				continue
+			}
+			startedAll = append(startedAll, name)
 			if _, err := e.docker(ctx, e.Settings.instanceArgs(spec, h, svc, n)...); err != nil {
-				return res, e.fail(ctx, book, rec, append(started, name), &GateError{Version: spec.Version, Instance: name, Why: "could not start: " + err.Error()})
+				return res, failed(&GateError{Version: spec.Version, Instance: name, Why: "could not start: " + err.Error()})
 			}
 			started = append(started, name)
 		}
+		if len(started) == 0 {
+			continue
+		}
 		e.logf("%s: started %s; waiting until each listens on :%d", svc, strings.Join(started, ", "), e.Settings.port(svc))
-		if err := e.gate(ctx, spec.Version, started, e.Settings.port(svc), req.HealthTimeout); err != nil {
-			return res, e.fail(ctx, book, rec, newNames(h), err)
+		if gerr := e.gate(ctx, spec.Version, started, e.Settings.port(svc), req.HealthTimeout); gerr != nil {
+			return res, failed(gerr)
 		}
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/clock", e.Settings.WebPort)
 	for i := 0; i < 3; i++ {
 		if err := e.Get(ctx, url); err != nil {
-			return res, e.fail(ctx, book, rec, newNames(h), &GateError{Version: spec.Version, Instance: "the pod's " + url, Why: "failed: " + err.Error()})
+			return res, failed(&GateError{Version: spec.Version, Instance: "the pod's " + url, Why: "failed: " + err.Error()})
 		}
 	}
 	// Traffic is already shared with the new instances; the old ones stop accepting, finish
@@ -361,6 +390,9 @@ func (e *Engine) ensurePods(ctx context.Context) error {
 				return err
 			}
 		}
+		if svc == Web {
+			e.removeLegacy(ctx)
+		}
 		if _, err := e.docker(ctx, args...); err != nil {
 			return err
 		}
@@ -372,6 +404,22 @@ func (e *Engine) ensurePods(ctx context.Context) error {
 		e.logf("started the pod %s", podName(svc))
 	}
 	return nil
+}
+
+// legacyNames are the containers of the layout before releases, replaced in place by each
+// deploy; clock-web's held the published port the web pod needs.
+var legacyNames = []string{"clock-web", "clock-api"}
+
+// removeLegacy removes those containers once, when the web pod is first made: the one
+// short outage of the move to releases.
+func (e *Engine) removeLegacy(ctx context.Context) {
+	for _, n := range legacyNames {
+		if out, err := e.docker(ctx, "inspect", "--format", `{{index .Config.Labels "`+labelRole+`"}}`, n); err == nil && strings.TrimSpace(out) == "" {
+			if _, err := e.docker(ctx, "rm", "--force", n); err == nil {
+				e.logf("removed %s of the layout before releases (it held the port the pod takes)", n)
+			}
+		}
+	}
 }
 
 // container is one instance as docker ps lists it.

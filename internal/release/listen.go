@@ -2,6 +2,7 @@ package release
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -17,6 +18,9 @@ func Listening(proc fs.FS, pid, port int) (bool, error) {
 	inodes := map[string]bool{}
 	for _, table := range []string{"tcp", "tcp6"} {
 		f, err := proc.Open(fmt.Sprintf("%d/net/%s", pid, table))
+		if errors.Is(err, fs.ErrNotExist) && table == "tcp6" {
+			continue // a kernel booted with ipv6.disable=1 has no tcp6 table
+		}
 		if err != nil {
 			return false, err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // SettingsPath is where the clock role writes Settings (from its defaults, the one home of
@@ -68,9 +69,12 @@ func LoadSettings(path string) (Settings, error) {
 
 // Check reports the first setting the engine could not use.
 func (s Settings) Check() error {
+	uid, gid, _ := strings.Cut(s.User, ":")
+	u, uerr := strconv.Atoi(uid)
+	g, gerr := strconv.Atoi(gid)
 	switch {
-	case s.User == "" || s.User == "0" || s.User[0] == '0' && len(s.User) > 1 && s.User[1] == ':':
-		return fmt.Errorf("settings: user %q: want a non-root uid:gid", s.User)
+	case uerr != nil || gerr != nil || u <= 0 || g <= 0:
+		return fmt.Errorf("settings: user %q: want a numeric non-root uid:gid such as 10001:10001", s.User)
 	case s.Networks.Backend == "" || s.Networks.Frontend == "":
 		return fmt.Errorf("settings: both networks need a name")
 	case !validPort(s.WebPort) || !validPort(s.WebListenPort) || !validPort(s.APIPort):

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -159,6 +160,53 @@ func RunOn(ctx context.Context, client *ssh.Client, cmd string) (Result, error) 
 		return res, fmt.Errorf("remote command %q: %w", cmd, err)
 	}
 	return res, nil
+}
+
+// Stream runs cmd on an open client with stdin as its input (nil: none), copying its
+// output to stdout and stderr as it comes: for remote work that reports progress.
+func Stream(ctx context.Context, client *ssh.Client, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	sess, err := client.NewSession()
+	if err != nil {
+		return fmt.Errorf("open SSH session: %w", err)
+	}
+	defer sess.Close()
+	var tail bytes.Buffer
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, io.MultiWriter(stderr, &tailWriter{&tail})
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
+	err = sess.Run(cmd)
+	var exit *ssh.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return &ExitError{Cmd: cmd, Status: exit.ExitStatus(), Stderr: lastLines(tail.String(), 5)}
+	case ctx.Err() != nil:
+		return fmt.Errorf("remote command %q: %w", cmd, ctx.Err())
+	case err != nil:
+		return fmt.Errorf("remote command %q: %w", cmd, err)
+	}
+	return nil
+}
+
+// ExitError is a remote command of Stream that exited non-zero.
+type ExitError struct {
+	Cmd    string
+	Status int
+	Stderr string // its last lines
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("remote command %q exited with status %d: %s", e.Cmd, e.Status, e.Stderr)
+}
+
+// tailWriter keeps the last 64 KiB written to it.
+type tailWriter struct{ b *bytes.Buffer }
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.b.Write(p)
+	if over := w.b.Len() - 64<<10; over > 0 {
+		w.b.Next(over)
+	}
+	return len(p), nil
 }
 
 func lastLines(s string, n int) string {

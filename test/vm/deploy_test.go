@@ -6,8 +6,10 @@
 package vm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -19,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/images"
@@ -69,6 +70,7 @@ func TestDeployVM(t *testing.T) {
 	if err := v.Destroy(ctx); err != nil {
 		t.Fatalf("vm:destroy before the test: %v", err)
 	}
+	d.Cfg.Replicas, d.Cfg.HealthTimeout, d.Cfg.KeepReleases, d.Cfg.Converge = 2, time.Minute, 3, "auto"
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("serial console tail:\n%s", vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
@@ -131,121 +133,117 @@ func TestDeployVM(t *testing.T) {
 		}
 	}
 
-	// 4. Over SSH: non-root, read-only root filesystem, restart policy.
+	// 4. Over SSH: every instance and pod non-root, read-only, restart policy; instances
+	// with CPU, stop timeout and GOMEMLIMIT.
 	key, err := sshx.LoadKey(filepath.Join(cfg.StateDir, "ssh", sshx.KeyName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	target := sshx.Target{Addr: first.Target, User: "root", Signer: key.Signer, KnownHosts: filepath.Join(cfg.StateDir, "ssh", "known_hosts")}
-	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.RestartPolicy.Name}} {{.State.Running}} "+
-		"{{.HostConfig.NanoCpus}} {{.Config.StopTimeout}} "+
-		"{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"GOMEMLIMIT\"}}{{.}}{{end}}{{end}}' clock-api clock-web")
-	if err != nil {
-		t.Fatalf("docker inspect over SSH: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("docker inspect gave %q, want two containers", res.Stdout)
-	}
-	for _, line := range lines {
-		f := strings.Fields(line)
-		if len(f) != 8 {
-			t.Errorf("docker inspect line %q: want name, user, read-only, restart policy, running, CPUs, stop timeout, GOMEMLIMIT", line)
-			continue
-		}
-		name, user, ro, restart, running := f[0], f[1], f[2], f[3], f[4]
-		t.Logf("%s: user %s, read-only %s, restart %s, running %s, NanoCpus %s, stop timeout %ss, %s", name, user, ro, restart, running, f[5], f[6], f[7])
-		if f[5] == "0" {
-			t.Errorf("%s has no CPU limit", name)
-		}
-		// The services drain for up to SHUTDOWN_TIMEOUT (at most 20s); Docker must wait longer.
-		if st, err := strconv.Atoi(f[6]); err != nil || st <= 20 {
-			t.Errorf("%s stop timeout = %q, want over 20s", name, f[6])
-		}
-		if !strings.HasPrefix(f[7], "GOMEMLIMIT=") {
-			t.Errorf("%s has no GOMEMLIMIT", name)
-		}
-		if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
-			t.Errorf("%s runs as user %q, want a non-root UID", name, user)
-		}
-		if ro != "true" {
-			t.Errorf("%s ReadonlyRootfs = %s, want true", name, ro)
-		}
-		if restart != "unless-stopped" {
-			t.Errorf("%s restart policy = %q, want unless-stopped", name, restart)
-		}
-		if running != "true" {
-			t.Errorf("%s is not running", name)
-		}
-	}
+	checkHardening(ctx, t, target, cfg.Replicas)
+	checkHost(ctx, t, target)
 
-	// The restart the interrupted deploy left pending happened (live-restore is only in
-	// daemon.json), dpkg is whole, and no LLMNR/mDNS responder listens.
-	res, err = sshx.Run(ctx, target, "docker info --format '{{.LiveRestoreEnabled}}'; dpkg --audit | wc -l; ss -H -lntu")
-	if err != nil {
-		t.Fatalf("docker info, dpkg --audit, ss over SSH: %v", err)
+	// 5. With a poller on the host sending 20 GET /clock a second through every step: the
+	// release steps of issue #9, each with its failed requests.
+	base := "http://" + host
+	stepRun := func(name string, limit time.Duration, f func() error) time.Duration {
+		t.Helper()
+		p := verify.Poll(base, 4, 200*time.Millisecond)
+		t0 := time.Now()
+		err := f()
+		took := time.Since(t0)
+		time.Sleep(2 * time.Second) // what follows a switch counts too
+		st := p.Stop()
+		t.Logf("STEP %-40s %7s (goal %s); poller: %s", name, took.Round(100*time.Millisecond), limit, st)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if st.Failed > 0 {
+			t.Errorf("%s: %d of %d requests failed, want 0", name, st.Failed, st.Sent)
+		}
+		return took
 	}
-	outLines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
-	t.Logf("in the VM: live-restore %s, dpkg --audit lines %s; listeners:\n%s", outLines[0], outLines[1], strings.Join(outLines[2:], "\n"))
-	if outLines[0] != "true" {
-		t.Errorf("dockerd runs with live-restore %q: the Docker restart the interrupted deploy left pending was lost", outLines[0])
+	firstVersion := d.Meta.Version
+
+	stepRun("redeploy, nothing changed", 20*time.Second, func() error {
+		sum, err := d.Deploy(ctx)
+		if err == nil && (sum.Changed() != 0 || sum.Playbook != "") {
+			err = fmt.Errorf("changed=%d, playbook run for %q: want neither", sum.Changed(), sum.Playbook)
+		}
+		return err
+	})
+	stepRun("redeploy, CLOCK_CONVERGE=full", 5*time.Minute, func() error {
+		d.Cfg.Converge = "full"
+		defer func() { d.Cfg.Converge = "auto" }()
+		sum, err := d.Deploy(ctx)
+		if err == nil && (sum.Changed() != 0 || sum.Recap == nil) {
+			err = fmt.Errorf("changed=%d (recap %s): want a playbook run that changes nothing", sum.Changed(), sum.Recap)
+		}
+		return err
+	})
+	stepRun("redeploy, both services changed", 60*time.Second, func() error {
+		d.Meta.Version = "vmtest-2"
+		sum, err := d.Deploy(ctx)
+		if err == nil && (!sum.Release.Changed || sum.Release.Retired != 2*cfg.Replicas || sum.Loaded != 2) {
+			err = fmt.Errorf("release %+v, %d images loaded: want a switch that loaded 2 and retired %d", sum.Release, sum.Loaded, 2*cfg.Replicas)
+		}
+		return err
+	})
+	liveVersion(ctx, t, target, "vmtest-2", cfg.Replicas)
+	stepRun("a release that cannot become healthy", 60*time.Second, func() error {
+		d.Meta.Version, d.Cfg.APILogLevel = "vmtest-bad", "loud" // clock-api exits 2 at start
+		defer func() { d.Meta.Version, d.Cfg.APILogLevel = "vmtest-2", "info" }()
+		_, err := d.Deploy(ctx)
+		t.Logf("the refused deploy said: %v", err)
+		if err == nil || !strings.Contains(err.Error(), "is not healthy: clock-api-") || !strings.Contains(err.Error(), "CLOCK_API_LOG_LEVEL") {
+			return fmt.Errorf("got %v, want a failure naming the clock-api instance with its log", err)
+		}
+		return nil
+	})
+	liveVersion(ctx, t, target, "vmtest-2", cfg.Replicas)
+	stepRun("rollback", 30*time.Second, func() error {
+		res, err := d.Rollback(ctx)
+		if err == nil && res.Version != firstVersion {
+			err = fmt.Errorf("rolled back to %s, want %s", res.Version, firstVersion)
+		}
+		return err
+	})
+	liveVersion(ctx, t, target, firstVersion, cfg.Replicas)
+	d.Meta.Version = firstVersion // what is live again: later deploys change nothing of it
+	var rel bytes.Buffer
+	d.Out = &rel
+	if err := d.Releases(ctx); err != nil {
+		t.Errorf("releases: %v", err)
 	}
-	if outLines[1] != "0" {
-		t.Errorf("dpkg --audit reports problems after the deploy")
-	}
-	for _, l := range outLines[2:] {
-		if f := strings.Fields(l); len(f) >= 5 && (strings.HasSuffix(f[4], ":5355") || strings.HasSuffix(f[4], ":5353")) {
-			t.Errorf("the VM listens on %s (LLMNR/mDNS): %s", f[4], l)
+	d.Out = os.Stdout
+	t.Logf("go run mage.go releases:\n%s", rel.String())
+	for _, want := range []string{"live       " + firstVersion, "previous   vmtest-2", "failed     vmtest-bad"} {
+		if !strings.Contains(rel.String(), want) {
+			t.Errorf("releases lack %q", want)
 		}
 	}
+	killOneOfEach(ctx, t, target, base)
 
-	// 5. A second deploy changes nothing.
-	second, err := d.Deploy(ctx)
-	if err != nil {
-		t.Fatalf("second deploy: %v", err)
-	}
-	if second.Changed() != 0 {
-		t.Errorf("second deploy reported changed=%d, want 0: %s", second.Changed(), second.Recap)
-	}
-	t.Logf("cold deploy %s, no-change deploy %s", first.Took.Round(time.Second), second.Took.Round(time.Second))
-	for _, p := range first.Phases {
-		t.Logf("  cold: %-38s %s", p.Name, p.Took.Round(100*time.Millisecond))
-	}
-	for _, p := range second.Phases {
-		t.Logf("  warm: %-38s %s", p.Name, p.Took.Round(100*time.Millisecond))
-	}
-
-	// 5b. What a killed run can leave behind, made on purpose: a package dpkg did not finish
-	// configuring (zstd: it has no maintainer scripts, so configuring it costs nothing), and clock-api's tag on another image than its archive's while the copy on
-	// the VM is unchanged (only the ID comparison notices). The next deploy repairs both.
-	apiRef, webRef := images.Services[0].Ref(d.Meta.Version), images.Services[1].Ref(d.Meta.Version)
+	// 5b. A package dpkg did not finish configuring, as a killed run can leave (zstd: it has
+	// no maintainer scripts, so configuring it costs nothing): the probe sees it, and the
+	// playbook repairs it while the live release keeps serving.
 	if _, err := sshx.Run(ctx, target, "sed -i '/^Package: zstd$/,/^$/ s/^Status: install ok installed$/Status: install ok half-configured/' /var/lib/dpkg/status"+
-		" && dpkg --audit | grep -q zstd && docker tag "+webRef+" "+apiRef); err != nil {
-		t.Fatalf("half-configuring zstd and retagging %s over SSH: %v", apiRef, err)
+		" && dpkg --audit | grep -q zstd"); err != nil {
+		t.Fatalf("half-configuring zstd over SSH: %v", err)
 	}
-	third, err := d.Deploy(ctx)
-	if err != nil {
-		t.Fatalf("deploy after a half-configured dpkg and a moved tag: %v", err)
-	}
-	t.Logf("deploy after a half-configured dpkg and a moved tag: changed=%d in %s", third.Changed(), third.Took.Round(time.Second))
-	// The dpkg repair and clock-api's load; the container already runs the archive's image.
-	if third.Changed() != 2 {
-		t.Errorf("deploy after a half-configured dpkg and a moved tag: changed=%d, want 2 (repair, load): %s", third.Changed(), third.Recap)
-	}
-	wantID, err := ansible.ArchiveImageID(filepath.Join(ansible.ImagesDir(cfg.StateDir), ansible.APIArchive))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err = sshx.Run(ctx, target, "dpkg --audit | wc -l; docker image inspect --format '{{.Id}}' "+apiRef)
-	if err != nil {
-		t.Fatalf("dpkg --audit, docker image inspect over SSH: %v", err)
-	}
-	if got := strings.Fields(string(res.Stdout)); len(got) != 2 || got[0] != "0" || got[1] != wantID {
-		t.Errorf("after the repairing deploy: dpkg --audit lines, %s ID = %q, want 0 and %s", apiRef, got, wantID)
+	stepRun("redeploy after a half-configured dpkg", 5*time.Minute, func() error {
+		sum, err := d.Deploy(ctx)
+		if err == nil && (sum.Recap.Changed() != 1 || sum.Release.Changed) {
+			err = fmt.Errorf("playbook changed=%d (%s), release changed %v: want the repair alone", sum.Recap.Changed(), sum.Recap, sum.Release.Changed)
+		}
+		return err
+	})
+	if res, err := sshx.Run(ctx, target, "dpkg --audit | wc -l"); err != nil || strings.TrimSpace(string(res.Stdout)) != "0" {
+		t.Errorf("after the repairing deploy dpkg --audit says %q (%v), want nothing", res.Stdout, err)
 	}
 
-	// 5c. Another operator's deploy holds the target's lock: deploy and stop refuse at once,
-	// name the holder, and the clock keeps serving.
+	// 5c. Another operator's deploy holds the target's lock: deploy, rollback and stop refuse
+	// at once, name the holder, and the clock keeps serving.
 	remote := lock.Remote{Run: sshCommand{target}, Where: host, Path: lock.RemotePath}
 	other := lock.Holder{Who: "ops@other-machine", PID: 4123, Target: "deploy", Since: time.Now().UTC().Truncate(time.Second)}
 	if err := remote.Take(ctx, other); err != nil {
@@ -256,6 +254,7 @@ func TestDeployVM(t *testing.T) {
 		do   func() error
 	}{
 		{"deploy", func() error { _, err := d.Deploy(ctx); return err }},
+		{"rollback", func() error { _, err := d.Rollback(ctx); return err }},
 		{"stop", func() error { _, err := d.Stop(ctx); return err }},
 	} {
 		start := time.Now()
@@ -265,12 +264,16 @@ func TestDeployVM(t *testing.T) {
 			t.Errorf("%s while the lock is held: got %v, want a refusal naming %s", run.name, err, other)
 		}
 	}
-	if _, err := verify.Clock(ctx, nil, "http://"+host, 5*time.Second); err != nil {
-		t.Errorf("after the refused deploy and stop: %v", err)
+	if _, err := verify.Clock(ctx, nil, base, 5*time.Second); err != nil {
+		t.Errorf("after the refused deploy, rollback and stop: %v", err)
 	}
 	if holder, cleared, err := remote.Clear(ctx); err != nil || !cleared || holder == nil || *holder != other {
 		t.Fatalf("clearing the other operator's lock: holder %v, cleared %v, %v", holder, cleared, err)
 	}
+
+	// 5d. virsh reboot: the clock serves again with no manual step.
+	rebootAndWait(ctx, t, cfg, host)
+	liveVersion(ctx, t, target, firstVersion, cfg.Replicas)
 
 	// 6. stop stops the serving and leaves the VM running.
 	if _, err := d.Stop(ctx); err != nil {
