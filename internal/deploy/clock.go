@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/internal/sshx"
+	"golang.org/x/crypto/ssh"
 )
 
 // The VM has no time source but its virtual RTC, which it reads in whole seconds at boot: a
@@ -187,22 +188,25 @@ func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 // sshClock starts clockScript on t and returns the guestClock that talks to it; close ends the
 // script and the connection. ctx bounds the whole conversation: when it ends, the connection
 // closes and a waiting Read or Step fails.
-func sshClock(ctx context.Context, t sshx.Target) (g guestClock, close func() error, err error) {
+func sshClock(ctx context.Context, client *ssh.Client, t sshx.Target) (g guestClock, close func() error, err error) {
 	sudo := ""
 	if t.NeedsSudo() {
 		sudo = "sudo -n "
 	}
-	client, err := sshx.Dial(ctx, t)
-	if err != nil {
-		return nil, nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { client.Close() })
+	var sess *ssh.Session
+	stop := context.AfterFunc(ctx, func() {
+		if sess != nil {
+			sess.Close()
+		}
+	})
 	fail := func(err error) (guestClock, func() error, error) {
 		stop()
-		client.Close()
+		if sess != nil {
+			sess.Close()
+		}
 		return nil, nil, fmt.Errorf("open a shell on the VM: %w", err)
 	}
-	sess, err := client.NewSession()
+	sess, err = client.NewSession()
 	if err != nil {
 		return fail(err)
 	}
@@ -229,7 +233,7 @@ func sshClock(ctx context.Context, t sshx.Target) (g guestClock, close func() er
 		in.Close() // the loop ends at EOF
 		err := wait()
 		stop()
-		client.Close()
+		sess.Close()
 		return err
 	}, nil
 }

@@ -243,11 +243,15 @@ func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
 
 // setClock sets the VM's clock from this host's (see clock.go). A given host
 // (CLOCK_TARGET_HOST) keeps its own: its time is its owner's business.
-func (d *Deployer) setClock(ctx context.Context, t sshx.Target) error {
+func (d *Deployer) setClock(ctx context.Context, c *conn, t sshx.Target) error {
 	step := progress.Start(d.out(), "clock: the VM's from this host's")
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	g, closeClock, err := sshClock(ctx, t)
+	client, err := c.client(ctx)
+	if err != nil {
+		return step.Fail(err)
+	}
+	g, closeClock, err := sshClock(ctx, client, t)
 	if err != nil {
 		return step.Fail(err)
 	}
@@ -449,23 +453,24 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 	host, _, _ := net.SplitHostPort(target.Addr)
 	sum.Target = target.Addr
 	// Before anything changes on the target: another operator may be deploying to it.
-	if err := timed("lock", func() error { return locks.onTarget(ctx, remoteLock(target)) }); err != nil {
+	c := &conn{t: target}
+	locks.conn = c
+	if err := timed("lock", func() error { return locks.onTarget(ctx, remoteLock(target, c)) }); err != nil {
 		return sum, err
 	}
 
 	if !d.Cfg.Remote() {
 		// Before Ansible: apt refuses a Release file from the future, and the containers
 		// should start with the right time.
-		if err := timed("clock", func() error { return d.setClock(ctx, target) }); err != nil {
+		if err := timed("clock", func() error { return d.setClock(ctx, c, target) }); err != nil {
 			return sum, err
 		}
 	}
 
-	client, err := sshx.Dial(ctx, target)
+	client, err := c.client(ctx)
 	if err != nil {
 		return sum, err
 	}
-	defer client.Close()
 	spec, err := d.spec()
 	if err != nil {
 		return sum, err
@@ -581,14 +586,15 @@ func (d *Deployer) onExisting(ctx context.Context, what string, f func(*ssh.Clie
 	if err != nil {
 		return err
 	}
-	if err := locks.onTarget(ctx, remoteLock(t)); err != nil {
+	c := &conn{t: t}
+	locks.conn = c
+	if err := locks.onTarget(ctx, remoteLock(t, c)); err != nil {
 		return err
 	}
-	client, err := sshx.Dial(ctx, t)
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
 	return f(client, t)
 }
 

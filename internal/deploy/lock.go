@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/sshx"
+	"golang.org/x/crypto/ssh"
 )
 
 // unlockHint is how to clear a remote lock whose holder died; a local one cannot go stale.
@@ -29,6 +31,7 @@ type locks struct {
 	me     lock.Holder
 	local  *lock.Local
 	remote *lock.Remote
+	conn   *conn // closed after the target's lock is given back
 }
 
 // lockHere takes this machine's lock for the mage target named target, or fails at once
@@ -47,13 +50,18 @@ func (d *Deployer) lockHere(target string) (*locks, error) {
 	return &locks{d: d, me: me, local: l}, nil
 }
 
-// remoteLock is the lock of target t, run over SSH as t's user (with sudo unless root).
-func remoteLock(t sshx.Target) lock.Remote {
+// remoteLock is the lock of target t, run over SSH as t's user (with sudo unless root); a
+// nil conn dials for each command.
+func remoteLock(t sshx.Target, c *conn) lock.Remote {
 	host, _, err := net.SplitHostPort(t.Addr)
 	if err != nil {
 		host = t.Addr
 	}
-	return lock.Remote{Run: sshRunner{t}, Where: host, Path: lock.RemotePath, Sudo: t.NeedsSudo()}
+	var run lock.Runner = sshRunner{t}
+	if c != nil {
+		run = c
+	}
+	return lock.Remote{Run: run, Where: host, Path: lock.RemotePath, Sudo: t.NeedsSudo()}
 }
 
 // onTarget takes the target's lock r too, or fails at once naming the holder and how to
@@ -92,6 +100,9 @@ func (l *locks) release(ctx context.Context) {
 			fmt.Fprintf(l.d.out(), "warning: %v\n", err)
 		}
 	}
+	if l.conn != nil {
+		l.conn.Close()
+	}
 	l.local.Release()
 }
 
@@ -107,7 +118,7 @@ func (d *Deployer) Unlock(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := remoteLock(t)
+	r := remoteLock(t, nil)
 	holder, cleared, err := r.Clear(ctx)
 	switch {
 	case err != nil:
@@ -128,4 +139,64 @@ type sshRunner struct{ t sshx.Target }
 func (r sshRunner) Run(ctx context.Context, cmd string) ([]byte, error) {
 	res, err := sshx.Run(ctx, r.t, cmd)
 	return res.Stdout, err
+}
+
+// conn is one SSH connection to the target, dialled on first use and shared by the lock, the
+// clock step, the probe and the release: each handshake costs about a second under TCG.
+type conn struct {
+	t  sshx.Target
+	mu sync.Mutex
+	c  *ssh.Client
+}
+
+// client returns the open connection, dialling it first if need be.
+func (c *conn) client(ctx context.Context) (*ssh.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.c != nil {
+		return c.c, nil
+	}
+	cl, err := sshx.Dial(ctx, c.t)
+	if err != nil {
+		return nil, err
+	}
+	c.c = cl
+	return cl, nil
+}
+
+// Run runs cmd on the shared connection. One closed by a cancelled command (sshx.RunOn
+// closes it) is dialled again: giving the lock back after Ctrl-C still works.
+func (c *conn) Run(ctx context.Context, cmd string) ([]byte, error) {
+	cl, err := c.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := sshx.RunOn(ctx, cl, cmd)
+	if err != nil && ctx.Err() == nil && res.Stdout == nil && res.Stderr == nil && res.ExitStatus == 0 {
+		c.drop(cl)
+		if cl, err = c.client(ctx); err != nil {
+			return nil, err
+		}
+		res, err = sshx.RunOn(ctx, cl, cmd)
+	}
+	return res.Stdout, err
+}
+
+func (c *conn) drop(cl *ssh.Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.c == cl {
+		c.c.Close()
+		c.c = nil
+	}
+}
+
+// Close closes the connection, if one was opened.
+func (c *conn) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.c != nil {
+		c.c.Close()
+		c.c = nil
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -76,13 +77,14 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 	if err != nil {
 		return res, err
 	}
-	if err := e.ensurePods(ctx); err != nil {
-		return res, err
-	}
-	all, err := e.instances(ctx)
+	inv, err := e.look(ctx)
 	if err != nil {
 		return res, err
 	}
+	if err := e.ensurePods(ctx, inv); err != nil {
+		return res, err
+	}
+	all := inv.instances
 	if live := book.Live(); live != nil && live.Hash == h && runningAll(all, h, spec.Replicas) && len(all) == 2*spec.Replicas {
 		e.logf("release %s (%s) is live with %d instances of each service: nothing to do", spec.Version, h, spec.Replicas)
 		res.Kept = keptRefs(book)
@@ -114,8 +116,12 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 		}
 		return e.fail(ctx, book, rec, startedAll, gerr)
 	}
+	// clock-api's new instances first, then clock-web's, each service gated before the next
+	// starts, one docker run at a time: on a TCG guest, four at once starved the CPU enough
+	// that a new clock-web's first dial to the API outlasted its 500ms PROXY_DIAL_TIMEOUT
+	// (one 502 in 612 requests; none in 1,492 when started in turn).
 	for _, svc := range Services {
-		var started []string
+		ports := map[string]int{}
 		for n := 1; n <= spec.Replicas; n++ {
 			name := instanceName(svc, h, n)
 			if running[name] {
@@ -125,13 +131,13 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 			if _, err := e.docker(ctx, e.Settings.instanceArgs(spec, h, svc, n)...); err != nil {
 				return res, failed(&GateError{Version: spec.Version, Instance: name, Why: "could not start: " + err.Error()})
 			}
-			started = append(started, name)
+			ports[name] = e.Settings.port(svc)
 		}
-		if len(started) == 0 {
+		if len(ports) == 0 {
 			continue
 		}
-		e.logf("%s: started %s; waiting until each listens on :%d", svc, strings.Join(started, ", "), e.Settings.port(svc))
-		if gerr := e.gate(ctx, spec.Version, started, e.Settings.port(svc), req.HealthTimeout); gerr != nil {
+		e.logf("%s: started %s; waiting until each listens on :%d", svc, strings.Join(slices.Sorted(maps.Keys(ports)), ", "), e.Settings.port(svc))
+		if gerr := e.gate(ctx, spec.Version, ports, req.HealthTimeout); gerr != nil {
 			return res, failed(gerr)
 		}
 	}
@@ -142,18 +148,15 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 		}
 	}
 	// Traffic is already shared with the new instances; the old ones stop accepting, finish
-	// what they have, and exit: clock-web's first, so none forwards to a retired API.
-	var old []string
-	for _, svc := range []Service{Web, API} {
-		old = append(old, names(all, func(c container) bool { return c.hash != h && c.service == svc })...)
-	}
+	// what they have, and exit, all at once: an old clock-web's pooled connection to a
+	// retiring API is closed by it and the request retried on another (fasthttp retries an
+	// idempotent request on a closed connection), which the new API instances answer.
+	old := names(all, func(c container) bool { return c.hash != h })
 	if len(old) > 0 {
-		e.logf("retiring %s (drain up to %ds each)", strings.Join(old, ", "), e.Settings.StopTimeout)
+		e.logf("retiring %s (each drains for up to %ds)", strings.Join(old, ", "), e.Settings.StopTimeout)
 	}
-	for _, svc := range []Service{Web, API} {
-		if err := e.remove(ctx, names(all, func(c container) bool { return c.hash != h && c.service == svc })); err != nil {
-			return res, err
-		}
+	if err := e.remove(ctx, old); err != nil {
+		return res, err
 	}
 	res.Retired = len(old)
 	book.MadeLive(rec)
@@ -189,9 +192,11 @@ func (e *Engine) fail(ctx context.Context, book *Book, rec Record, instances []s
 	return err
 }
 
-// gate waits until every instance runs, has not restarted, and listens on port; then holds
-// a second and looks again, so one that dies right after binding is caught too.
-func (e *Engine) gate(ctx context.Context, version string, instances []string, port int, timeout time.Duration) *GateError {
+// gate waits until every instance (name -> port) runs, has not restarted, and listens on
+// its port; then holds a second and looks again, so one that dies right after binding is
+// caught too.
+func (e *Engine) gate(ctx context.Context, version string, ports map[string]int, timeout time.Duration) *GateError {
+	instances := slices.Sorted(maps.Keys(ports))
 	deadline := e.Now().Add(timeout)
 	var settled bool
 	for {
@@ -200,6 +205,7 @@ func (e *Engine) gate(ctx context.Context, version string, instances []string, p
 			return &GateError{Version: version, Instance: instances[0], Why: err.Error()}
 		}
 		ready := true
+		var waiting []string
 		for _, s := range states {
 			switch {
 			case s.status == "exited" || s.status == "dead":
@@ -208,10 +214,12 @@ func (e *Engine) gate(ctx context.Context, version string, instances []string, p
 				return &GateError{Version: version, Instance: s.name, Why: "exited with status " + strconv.Itoa(s.exitCode) + " at start (Docker restarted it)"}
 			case s.status != "running":
 				ready = false
+				waiting = append(waiting, s.name)
 			default:
-				ok, err := Listening(e.Proc, s.pid, port)
+				ok, err := Listening(e.Proc, s.pid, ports[s.name])
 				if err != nil || !ok {
 					ready = false
+					waiting = append(waiting, s.name)
 				}
 			}
 		}
@@ -223,7 +231,7 @@ func (e *Engine) gate(ctx context.Context, version string, instances []string, p
 		default:
 			settled = false
 			if e.Now().After(deadline) {
-				return &GateError{Version: version, Instance: notReady(states, instances), Why: fmt.Sprintf("did not listen on :%d within CLOCK_HEALTH_TIMEOUT (%s)", port, timeout)}
+				return &GateError{Version: version, Instance: strings.Join(waiting, ", "), Why: fmt.Sprintf("did not listen within CLOCK_HEALTH_TIMEOUT (%s)", timeout)}
 			}
 		}
 		select {
@@ -232,15 +240,6 @@ func (e *Engine) gate(ctx context.Context, version string, instances []string, p
 		case <-time.After(map[bool]time.Duration{true: time.Second, false: 200 * time.Millisecond}[settled]):
 		}
 	}
-}
-
-func notReady(states []instanceState, instances []string) string {
-	for _, s := range states {
-		if s.status != "running" {
-			return s.name
-		}
-	}
-	return strings.Join(instances, " or ")
 }
 
 // Rollback makes a kept release live again, by the same switch, with no image built.
@@ -340,15 +339,54 @@ func (e *Engine) State(ctx context.Context, images []string) (State, error) {
 	return st, nil
 }
 
+// inventory is what the target runs of the clock, from two docker commands.
+type inventory struct {
+	pods      map[Service]container
+	instances []container
+	networks  map[string]bool
+}
+
+// look lists the clock's pods, instances and the target's networks.
+func (e *Engine) look(ctx context.Context) (inventory, error) {
+	inv := inventory{pods: map[Service]container{}, networks: map[string]bool{}}
+	out, err := e.docker(ctx, "ps", "--all", "--filter", "label="+labelRole, "--format",
+		`{{.Names}}\t{{.Label "`+labelRole+`"}}\t{{.Label "`+labelService+`"}}\t{{.Label "`+labelHash+`"}}\t{{.Label "`+labelVersion+`"}}\t{{.Label "`+labelPodHash+`"}}\t{{.State}}`)
+	if err != nil {
+		return inv, err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 7 {
+			continue
+		}
+		c := container{name: f[0], service: Service(f[2]), hash: f[3], version: f[4], podHash: f[5], state: f[6]}
+		switch f[1] {
+		case "pod":
+			inv.pods[c.service] = c
+		case "instance":
+			inv.instances = append(inv.instances, c)
+		}
+	}
+	slices.SortFunc(inv.instances, func(a, b container) int { return strings.Compare(a.name, b.name) })
+	nets, err := e.docker(ctx, "network", "ls", "--format", "{{.Name}}")
+	if err != nil {
+		return inv, err
+	}
+	for _, n := range strings.Fields(nets) {
+		inv.networks[n] = true
+	}
+	return inv, nil
+}
+
 // ensurePods creates the networks, the pod image and both pods when missing, and starts a
 // stopped pod. A pod whose settings changed (another published port) is replaced, which
 // drops its connections: the one change that is not zero-downtime, and said so.
-func (e *Engine) ensurePods(ctx context.Context) error {
+func (e *Engine) ensurePods(ctx context.Context, inv inventory) error {
 	for _, n := range []struct {
 		name     string
 		internal bool
 	}{{e.Settings.Networks.Backend, true}, {e.Settings.Networks.Frontend, false}} {
-		if _, err := e.docker(ctx, "network", "inspect", n.name); err == nil {
+		if inv.networks[n.name] {
 			continue
 		}
 		args := []string{"network", "create", "--label", labelRole + "=network"}
@@ -360,35 +398,31 @@ func (e *Engine) ensurePods(ctx context.Context) error {
 		}
 		e.logf("created network %s", n.name)
 	}
-	if _, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", PodImage); err != nil {
-		tar, err := e.PodTar()
-		if err != nil {
-			return err
-		}
-		if _, err := e.Docker.Run(ctx, tar, "import", "--change", `ENTRYPOINT ["/clockctl"]`, "-", PodImage); err != nil {
-			return err
-		}
-		e.logf("made the pod image %s", PodImage)
-	}
+	imageChecked := false
 	for _, svc := range Services {
 		args := e.Settings.podArgs(svc)
 		want := hashArgs(args[:len(args)-4])
-		out, err := e.docker(ctx, "inspect", "--format", `{{.State.Running}} {{index .Config.Labels "`+labelPodHash+`"}}`, podName(svc))
-		f := strings.Fields(out)
+		pod, exists := inv.pods[svc]
 		switch {
-		case err == nil && len(f) == 2 && f[1] == want && f[0] == "true":
+		case exists && pod.podHash == want && pod.state == "running":
 			continue
-		case err == nil && len(f) == 2 && f[1] == want:
+		case exists && pod.podHash == want:
 			if _, err := e.docker(ctx, "start", podName(svc)); err != nil {
 				return err
 			}
 			e.logf("started the stopped pod %s", podName(svc))
 			continue
-		case err == nil:
+		case exists:
 			e.logf("the settings of %s changed: replacing it, which drops its connections", podName(svc))
 			if _, err := e.docker(ctx, "rm", "--force", podName(svc)); err != nil {
 				return err
 			}
+		}
+		if !imageChecked {
+			if err := e.ensurePodImage(ctx); err != nil {
+				return err
+			}
+			imageChecked = true
 		}
 		if svc == Web {
 			e.removeLegacy(ctx)
@@ -403,6 +437,22 @@ func (e *Engine) ensurePods(ctx context.Context) error {
 		}
 		e.logf("started the pod %s", podName(svc))
 	}
+	return nil
+}
+
+// ensurePodImage makes the pod image of clockctl itself unless it exists.
+func (e *Engine) ensurePodImage(ctx context.Context) error {
+	if _, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", PodImage); err == nil {
+		return nil
+	}
+	tar, err := e.PodTar()
+	if err != nil {
+		return err
+	}
+	if _, err := e.Docker.Run(ctx, tar, "import", "--change", `ENTRYPOINT ["/clockctl"]`, "-", PodImage); err != nil {
+		return err
+	}
+	e.logf("made the pod image %s", PodImage)
 	return nil
 }
 
@@ -422,28 +472,15 @@ func (e *Engine) removeLegacy(ctx context.Context) {
 	}
 }
 
-// container is one instance as docker ps lists it.
+// container is one pod or instance as docker ps lists it.
 type container struct {
-	name, hash, version, state string
-	service                    Service
+	name, hash, version, podHash, state string
+	service                             Service
 }
 
 func (e *Engine) instances(ctx context.Context) ([]container, error) {
-	out, err := e.docker(ctx, "ps", "--all", "--filter", "label="+labelRole+"=instance", "--format",
-		`{{.Names}}\t{{.Label "`+labelService+`"}}\t{{.Label "`+labelHash+`"}}\t{{.Label "`+labelVersion+`"}}\t{{.State}}`)
-	if err != nil {
-		return nil, err
-	}
-	var cs []container
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 5 {
-			continue
-		}
-		cs = append(cs, container{name: f[0], service: Service(f[1]), hash: f[2], version: f[3], state: f[4]})
-	}
-	slices.SortFunc(cs, func(a, b container) int { return strings.Compare(a.name, b.name) })
-	return cs, nil
+	inv, err := e.look(ctx)
+	return inv.instances, err
 }
 
 type instanceState struct {
@@ -520,17 +557,6 @@ func names(all []container, keep func(container) bool) []string {
 	for _, c := range all {
 		if keep(c) {
 			out = append(out, c.name)
-		}
-	}
-	return out
-}
-
-// newNames are every instance name a release with hash h may have.
-func newNames(h string) []string {
-	var out []string
-	for _, svc := range Services {
-		for n := 1; n <= 8; n++ {
-			out = append(out, instanceName(svc, h, n))
 		}
 	}
 	return out

@@ -262,19 +262,12 @@ type target struct {
 
 func (tg *target) answer(args []string) (string, error) {
 	switch {
-	case len(args) >= 2 && args[0] == "network" && args[1] == "inspect":
-		return "[{}]\n", nil
+	case len(args) >= 2 && args[0] == "network" && args[1] == "ls":
+		return tg.set.Networks.Backend + "\n" + tg.set.Networks.Frontend + "\nbridge\n", nil
 	case len(args) >= 2 && args[0] == "image" && args[1] == "inspect":
 		return "sha256:" + strings.Repeat("0", 64) + "\n", nil
-	case args[0] == "inspect" && strings.HasPrefix(args[2], "{{.State.Running}}"):
-		svc := Service(strings.TrimSuffix(strings.TrimPrefix(args[3], "clock-"), "-pod"))
-		return "true " + podHash(tg.set, svc) + "\n", nil
-	case args[0] == "ps" && slices.Contains(args, "label=clock.role=instance"):
-		var b strings.Builder
-		for _, c := range tg.ps {
-			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\n", c.name, c.service, c.hash, c.version, c.state)
-		}
-		return b.String(), nil
+	case args[0] == "ps" && slices.Contains(args, "label=clock.role"):
+		return psRows(tg.set, tg.ps, "running", "running"), nil
 	case args[0] == "inspect" && strings.HasPrefix(args[2], "{{.Name}}"):
 		var b strings.Builder
 		for _, n := range args[3:] {
@@ -289,6 +282,21 @@ func (tg *target) answer(args []string) (string, error) {
 		return strings.Repeat("f", 64) + "\n", nil
 	}
 	return "", nil
+}
+
+// psRows is what `docker ps` lists: both pods (in the given states, as set wants them) and
+// the instances.
+func psRows(set Settings, instances []container, apiPod, webPod string) string {
+	var b strings.Builder
+	for svc, st := range map[Service]string{API: apiPod, Web: webPod} {
+		if st != "" {
+			fmt.Fprintf(&b, "%s\tpod\t%s\t\t\t%s\t%s\n", podName(svc), svc, podHash(set, svc), st)
+		}
+	}
+	for _, c := range instances {
+		fmt.Fprintf(&b, "%s\tinstance\t%s\t%s\t%s\t\t%s\n", c.name, c.service, c.hash, c.version, c.state)
+	}
+	return b.String()
 }
 
 // instancesOf are the ps rows of a release's instances, all running.
@@ -400,6 +408,8 @@ func TestEngineDeployGateFailure(t *testing.T) {
 		state: map[string]string{
 			bad:                     "exited 0 0 2",
 			instanceName(API, h, 2): "running 102 0 0",
+			instanceName(Web, h, 1): "running 201 0 0",
+			instanceName(Web, h, 2): "running 202 0 0",
 		},
 	}
 	d := &fakeDocker{answer: tg.answer, logs: map[string]string{bad: "clock-api: CLOCK_API_TZ: unknown time zone"}}
@@ -424,7 +434,8 @@ func TestEngineDeployGateFailure(t *testing.T) {
 		t.Errorf("Result.Changed = false, want true: a switch was attempted")
 	}
 
-	// The new instances are gone: both API instances were started, and removed.
+	// The new instances are gone: both API instances were started, and removed; no web
+	// instance started after the API failed its gate.
 	if runs := d.ran("run"); len(runs) != 2 {
 		t.Errorf("docker run calls = %d, want 2: the API's instances, and no web instance after the API failed", len(runs))
 	}
@@ -509,13 +520,16 @@ func TestEngineDeploySwitch(t *testing.T) {
 	if want := []string{"http://127.0.0.1:8080/clock", "http://127.0.0.1:8080/clock", "http://127.0.0.1:8080/clock"}; !slices.Equal(*gets, want) {
 		t.Errorf("fetched %q, want %q: the end-to-end check through the published port", *gets, want)
 	}
-	lastRun := d.callIndex(instanceName(Web, h, 2), "run")
+	lastRun := -1
+	for _, n := range started {
+		lastRun = max(lastRun, d.callIndex(n, "run"))
+	}
 	oldWeb, oldAPI := d.callIndex(instanceName(Web, old.Hash, 1), "stop"), d.callIndex(instanceName(API, old.Hash, 1), "stop")
 	if oldWeb < 0 || oldAPI < 0 {
 		t.Fatalf("old instances stopped at calls %d (web) and %d (api), want both stopped", oldWeb, oldAPI)
 	}
-	if !(lastRun < oldWeb && oldWeb < oldAPI) {
-		t.Errorf("last new instance at call %d, old web stopped at %d, old API at %d: want the new ones first, then the old web, then the old API", lastRun, oldWeb, oldAPI)
+	if !(lastRun < oldWeb && lastRun < oldAPI) {
+		t.Errorf("last new instance at call %d, old web stopped at %d, old API at %d: want the old ones stopped only after every new one passed the gate", lastRun, oldWeb, oldAPI)
 	}
 	for _, c := range d.calls {
 		if (c[0] == "stop" || c[0] == "rm") && slices.ContainsFunc(c, func(a string) bool { return strings.Contains(a, h) }) {
@@ -544,7 +558,8 @@ func TestEngineEnsurePods(t *testing.T) {
 			return "", nil
 		}}
 		e, _ := testEngine(t, d, procFS{})
-		if err := e.ensurePods(context.Background()); err != nil {
+		inv := inventory{pods: map[Service]container{}, networks: map[string]bool{"bridge": true}}
+		if err := e.ensurePods(context.Background(), inv); err != nil {
 			t.Fatal(err)
 		}
 		creates := d.ran("network", "create")
@@ -571,17 +586,16 @@ func TestEngineEnsurePods(t *testing.T) {
 		}
 	})
 	t.Run("one stopped, one outdated", func(t *testing.T) {
-		d := &fakeDocker{answer: func(args []string) (string, error) {
-			switch {
-			case args[0] == "inspect" && args[len(args)-1] == "clock-api-pod":
-				return "false " + podHash(set, API) + "\n", nil
-			case args[0] == "inspect" && args[len(args)-1] == "clock-web-pod":
-				return "true 0123456789ab\n", nil
-			}
-			return "", nil
-		}}
+		d := &fakeDocker{}
 		e, _ := testEngine(t, d, procFS{})
-		if err := e.ensurePods(context.Background()); err != nil {
+		inv := inventory{
+			pods: map[Service]container{
+				API: {name: "clock-api-pod", service: API, podHash: podHash(set, API), state: "exited"},
+				Web: {name: "clock-web-pod", service: Web, podHash: "0123456789ab", state: "running"},
+			},
+			networks: map[string]bool{set.Networks.Backend: true, set.Networks.Frontend: true},
+		}
+		if err := e.ensurePods(context.Background(), inv); err != nil {
 			t.Fatal(err)
 		}
 		if c := d.ran("start"); len(c) != 1 || c[0][1] != "clock-api-pod" {
@@ -594,8 +608,8 @@ func TestEngineEnsurePods(t *testing.T) {
 		if rm < 0 || run < rm {
 			t.Errorf("web pod removed at call %d and run at %d, want it replaced: its hash is not the settings'", rm, run)
 		}
-		if len(d.ran("network", "create"))+len(d.ran("import")) != 0 {
-			t.Errorf("networks or the pod image were made again although inspect found them (calls %q)", d.calls)
+		if len(d.ran("network", "create")) != 0 {
+			t.Errorf("networks were made again although docker network ls listed them (calls %q)", d.calls)
 		}
 	})
 }
