@@ -209,9 +209,9 @@ func (e *Engine) gate(ctx context.Context, version string, ports map[string]int,
 		for _, s := range states {
 			switch {
 			case s.status == "exited" || s.status == "dead":
-				return &GateError{Version: version, Instance: s.name, Why: "exited with status " + strconv.Itoa(s.exitCode) + " at start"}
+				return &GateError{Version: version, Instance: s.name, Why: exited(s.exitCode) + " at start"}
 			case s.restarts > 0 || s.status == "restarting":
-				return &GateError{Version: version, Instance: s.name, Why: "exited with status " + strconv.Itoa(s.exitCode) + " at start (Docker restarted it)"}
+				return &GateError{Version: version, Instance: s.name, Why: exited(s.exitCode) + " at start (Docker restarted it)"}
 			case s.status != "running":
 				ready = false
 				waiting = append(waiting, s.name)
@@ -240,6 +240,14 @@ func (e *Engine) gate(ctx context.Context, version string, ports map[string]int,
 		case <-time.After(map[bool]time.Duration{true: time.Second, false: 200 * time.Millisecond}[settled]):
 		}
 	}
+}
+
+// exited says how an instance ended; Docker reports status 0 while it restarts one.
+func exited(code int) string {
+	if code == 0 {
+		return "exited"
+	}
+	return "exited with status " + strconv.Itoa(code)
 }
 
 // Rollback makes a kept release live again, by the same switch, with no image built.
@@ -332,9 +340,12 @@ func (e *Engine) State(ctx context.Context, images []string) (State, error) {
 	for _, c := range all {
 		st.Instances = append(st.Instances, Instance{Name: c.name, Service: string(c.service), Hash: c.hash, Version: c.version, State: c.state})
 	}
-	for _, id := range images {
-		_, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", id)
-		st.Images[id] = err == nil
+	// One docker command for all: it prints the IDs it found and fails for the others.
+	if len(images) > 0 {
+		out, _ := e.docker(ctx, append([]string{"image", "inspect", "--format", "{{.Id}}"}, images...)...)
+		for _, id := range images {
+			st.Images[id] = strings.Contains(out, id)
+		}
 	}
 	return st, nil
 }
@@ -368,6 +379,11 @@ func (e *Engine) look(ctx context.Context) (inventory, error) {
 		}
 	}
 	slices.SortFunc(inv.instances, func(a, b container) int { return strings.Compare(a.name, b.name) })
+	if len(inv.pods) == len(Services) {
+		// Both pods exist, so do the networks they were made on: one docker command saved.
+		inv.networks[e.Settings.Networks.Backend], inv.networks[e.Settings.Networks.Frontend] = true, true
+		return inv, nil
+	}
 	nets, err := e.docker(ctx, "network", "ls", "--format", "{{.Name}}")
 	if err != nil {
 		return inv, err
@@ -522,9 +538,14 @@ func (e *Engine) remove(ctx context.Context, names []string) error {
 
 // prune removes the images no kept release uses; one still used by a container stays.
 func (e *Engine) prune(ctx context.Context, ids []string) int {
+	if len(ids) == 0 {
+		return 0
+	}
+	// One command; an image a container still uses is refused and stays, the others go.
+	out, _ := e.docker(ctx, append([]string{"image", "rm"}, ids...)...)
 	n := 0
 	for _, id := range ids {
-		if _, err := e.docker(ctx, "image", "rm", id); err == nil {
+		if strings.Contains(out, "Deleted: "+id) {
 			n++
 		}
 	}
