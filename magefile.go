@@ -351,8 +351,8 @@ func Bench(ctx context.Context) error {
 	return nil
 }
 
-// VM deploys into a fresh local VM under TCG and checks it from the host and over SSH, redeploys (changed=0), stops and destroys it.
+// VM deploys into a fresh local VM under TCG, then releases, rollback, kills and a reboot with a poller counting failed requests, stops and destroys it; then deploys to a bare Debian.
 func (Test) VM(ctx context.Context) error {
 	mg.CtxDeps(ctx, mg.F(setup, true))
-	return gotool.Go(ctx, os.Stdout, root(), "test/vm", nil, "test", "-tags", "vmtest", "-count=1", "-v", "-timeout=45m", ".")
+	return gotool.Go(ctx, os.Stdout, root(), "test/vm", nil, "test", "-tags", "vmtest", "-count=1", "-v", "-timeout=70m", ".")
 }

@@ -37,6 +37,10 @@ func main() {
 		pause()
 		return
 	}
+	// An operator's Ctrl-C closes the SSH session and with it our stdout and stderr: a switch
+	// under way still finishes (or fails its gate and cleans up) instead of dying at its next
+	// progress line, half done. Its result is in the book and the audit log either way.
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {

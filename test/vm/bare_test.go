@@ -4,15 +4,10 @@ package vm_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/clock-app/clock/internal/config"
-	"github.com/clock-app/clock/internal/deploy"
-	"github.com/clock-app/clock/internal/images"
 	"github.com/clock-app/clock/internal/sshx"
 	"github.com/clock-app/clock/internal/verify"
 	"github.com/clock-app/clock/internal/vm"
@@ -32,17 +27,8 @@ const (
 func TestDeployBareHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
 	defer cancel()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.StateDir == ".state" || !filepath.IsAbs(cfg.StateDir) {
-		cfg.StateDir = filepath.Join(root, strings.TrimPrefix(cfg.StateDir, "./"))
-	}
+	d, _ := testDeployer(ctx, t, bareVMName, bareVMMAC, "")
+	cfg := d.Cfg
 	key, err := sshx.EnsureKey(cfg.Path("ssh"))
 	if err != nil {
 		t.Fatal(err)
@@ -54,18 +40,8 @@ func TestDeployBareHost(t *testing.T) {
 		t.Fatalf("building the minimal image: %v", err)
 	}
 	t.Logf("minimal image %s (built %v) in %s", image, built, time.Since(t0).Round(time.Second))
-
-	cfg.VMName, cfg.VMMAC, cfg.VMAccel = bareVMName, bareVMMAC, "tcg"
-	cfg.VMImage, cfg.VMKey, cfg.VMUser = image, cfg.Path("ssh", sshx.KeyName), "root"
-	cfg.TargetHost, cfg.HTTPPort = "", 80
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	d := &deploy.Deployer{Cfg: cfg, Root: root, Out: os.Stdout, Meta: images.Describe(ctx, root)}
-	v, err := d.VM(t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, v := testDeployer(ctx, t, bareVMName, bareVMMAC, image)
+	cfg = d.Cfg
 	if err := v.Destroy(ctx); err != nil {
 		t.Fatalf("vm:destroy before the test: %v", err)
 	}

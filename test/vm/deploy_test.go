@@ -40,28 +40,8 @@ const (
 func TestDeployVM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
 	defer cancel()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.StateDir == ".state" || !filepath.IsAbs(cfg.StateDir) {
-		cfg.StateDir = filepath.Join(root, strings.TrimPrefix(cfg.StateDir, "./"))
-	}
-	cfg.VMName, cfg.VMMAC, cfg.VMAccel = testVMName, testVMMAC, "tcg"
-	cfg.VMImage, cfg.VMKey, cfg.VMUser = "", "", "root"
-	cfg.TargetHost, cfg.HTTPPort = "", 80
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	d := &deploy.Deployer{Cfg: cfg, Root: root, Out: os.Stdout, Meta: images.Describe(ctx, root)}
-	v, err := d.VM(t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, v := testDeployer(ctx, t, testVMName, testVMMAC, "")
+	root, cfg := d.Root, d.Cfg
 
 	// 1. The image (cached across runs), then a fresh VM: whatever an earlier run left goes.
 	if err := d.Image(ctx); err != nil {
@@ -70,7 +50,6 @@ func TestDeployVM(t *testing.T) {
 	if err := v.Destroy(ctx); err != nil {
 		t.Fatalf("vm:destroy before the test: %v", err)
 	}
-	d.Cfg.Replicas, d.Cfg.HealthTimeout, d.Cfg.KeepReleases, d.Cfg.Converge = 2, time.Minute, 3, "auto"
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("serial console tail:\n%s", vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
@@ -308,4 +287,38 @@ type sshCommand struct{ t sshx.Target }
 func (c sshCommand) Run(ctx context.Context, cmd string) ([]byte, error) {
 	res, err := sshx.Run(ctx, c.t, cmd)
 	return res.Stdout, err
+}
+
+// testDeployer is the deploy of the repo to a test VM of its own name and MAC, from our image
+// or the given one (logged in with the generated key), under TCG with the default release
+// knobs, sharing the state folder so images are built once; v is its VM.
+func testDeployer(ctx context.Context, t *testing.T, name, mac, image string) (*deploy.Deployer, *vm.VM) {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StateDir == ".state" || !filepath.IsAbs(cfg.StateDir) {
+		cfg.StateDir = filepath.Join(root, strings.TrimPrefix(cfg.StateDir, "./"))
+	}
+	cfg.VMName, cfg.VMMAC, cfg.VMAccel = name, mac, "tcg"
+	cfg.VMImage, cfg.VMKey, cfg.VMUser = "", "", "root"
+	if image != "" {
+		cfg.VMImage, cfg.VMKey = image, cfg.Path("ssh", sshx.KeyName)
+	}
+	cfg.TargetHost, cfg.HTTPPort = "", 80
+	cfg.Replicas, cfg.HealthTimeout, cfg.KeepReleases, cfg.Converge = 2, time.Minute, 3, "auto"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := &deploy.Deployer{Cfg: cfg, Root: root, Out: os.Stdout, Meta: images.Describe(ctx, root)}
+	v, err := d.VM(t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, v
 }

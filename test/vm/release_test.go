@@ -22,7 +22,7 @@ import (
 func checkHardening(ctx context.Context, t *testing.T, target sshx.Target, replicas int) {
 	t.Helper()
 	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{index .Config.Labels \"clock.role\"}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} "+
-		"{{.HostConfig.RestartPolicy.Name}} {{.State.Running}} {{.HostConfig.NanoCpus}} {{.Config.StopTimeout}} {{len .HostConfig.CapDrop}} "+
+		"{{.HostConfig.RestartPolicy.Name}} {{.State.Running}} {{.HostConfig.NanoCpus}} {{with index .Config \"StopTimeout\"}}{{.}}{{else}}0{{end}} {{len .HostConfig.CapDrop}} "+
 		"{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"GOMEMLIMIT\"}}{{.}}{{end}}{{end}}' $(docker ps --all --quiet --filter label=clock.role)")
 	if err != nil {
 		t.Fatalf("docker inspect over SSH: %v", err)
