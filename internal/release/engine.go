@@ -148,15 +148,18 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 		}
 	}
 	// Traffic is already shared with the new instances; the old ones stop accepting, finish
-	// what they have, and exit, all at once: an old clock-web's pooled connection to a
-	// retiring API is closed by it and the request retried on another (fasthttp retries an
-	// idempotent request on a closed connection), which the new API instances answer.
+	// what they have, and exit: clock-web's first, so that no retiring clock-web forwards a
+	// request to a retiring API (stopping all four at once cost one 502 in 1,920 requests in
+	// test:vm). A new clock-web's pooled connection to a retiring API is closed by it, and
+	// the request goes again on a new connection, which only the new API instances accept.
 	old := names(all, func(c container) bool { return c.hash != h })
 	if len(old) > 0 {
 		e.logf("retiring %s (each drains for up to %ds)", strings.Join(old, ", "), e.Settings.StopTimeout)
 	}
-	if err := e.remove(ctx, old); err != nil {
-		return res, err
+	for _, svc := range []Service{Web, API} {
+		if err := e.remove(ctx, names(all, func(c container) bool { return c.hash != h && c.service == svc })); err != nil {
+			return res, err
+		}
 	}
 	res.Retired = len(old)
 	book.MadeLive(rec)

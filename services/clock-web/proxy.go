@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -267,11 +268,15 @@ func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *f
 		return false, err
 	}
 	// The API may close an idle connection just as it is reused: the request then fails to
-	// be written, or the answer ends before its first byte (fasthttp reports io.EOF). Nothing
-	// was answered, so another connection may try; anything else is the API's answer.
+	// be written, or the answer ends before its first byte (fasthttp reports io.EOF), or, when
+	// the request had already reached the API's socket unread, the kernel resets the
+	// connection (what an API instance draining for a release does to its idle connections:
+	// test:vm saw one 502 from it). Nothing was answered, so another connection may try;
+	// anything else is the API's answer.
 	var netErr net.Error
 	timedOut := errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, fasthttp.ErrTimeout)
-	return !timedOut && (!written || err == io.EOF), err
+	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return !timedOut && (!written || err == io.EOF || reset), err
 }
 
 // checkAnswer refuses every answer but a 200 text/plain of at most maxUpstreamBody bytes
