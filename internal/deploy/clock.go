@@ -189,10 +189,7 @@ func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 // script and the connection. ctx bounds the whole conversation: when it ends, the connection
 // closes and a waiting Read or Step fails.
 func sshClock(ctx context.Context, client *ssh.Client, t sshx.Target) (g guestClock, close func() error, err error) {
-	sudo := ""
-	if t.NeedsSudo() {
-		sudo = "sudo -n "
-	}
+	asRoot := sudo(t, "") // the script's prefix for date and hwclock
 	var sess *ssh.Session
 	stop := context.AfterFunc(ctx, func() {
 		if sess != nil {
@@ -220,7 +217,7 @@ func sshClock(ctx context.Context, client *ssh.Client, t sshx.Target) (g guestCl
 	}
 	var stderr bytes.Buffer
 	sess.Stderr = &stderr
-	if err := sess.Start(clockScript(sudo)); err != nil {
+	if err := sess.Start(clockScript(asRoot)); err != nil {
 		return fail(err)
 	}
 	wait := sync.OnceValue(func() error {

@@ -475,13 +475,19 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	// The fingerprint of this deploy's playbook run: compared with the target's, and recorded
+	// there once a run finishes.
+	stamp, err := d.stamp()
+	if err != nil {
+		return sum, err
+	}
 	var p probe
 	err = timed("probe the target", func() (err error) {
 		step := progress.Start(d.out(), "probe: "+target.Addr)
 		if p, err = probeTarget(ctx, client, target, []string{spec.API.ID, spec.Web.ID}); err != nil {
 			return step.Fail(err)
 		}
-		sum.Playbook = p.needsPlaybook(mustStamp(d), d.Cfg.Converge)
+		sum.Playbook = p.needsPlaybook(stamp, d.Cfg.Converge)
 		if sum.Playbook == "" {
 			step.Done("as the last playbook run left it: no playbook run")
 		} else {
@@ -493,7 +499,7 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	if sum.Playbook != "" {
-		if err := timed("ansible", func() error { return d.playbook(ctx, client, target, runnerImage, &sum) }); err != nil {
+		if err := timed("ansible", func() error { return d.playbook(ctx, client, target, runnerImage, stamp, &sum) }); err != nil {
 			return sum, err
 		}
 		if p, err = probeTarget(ctx, client, target, []string{spec.API.ID, spec.Web.ID}); err != nil || p.State == nil {
@@ -648,8 +654,8 @@ func (d *Deployer) Releases(ctx context.Context) error {
 	return err
 }
 
-// playbook runs site.yml on target and records its stamp there once it finished.
-func (d *Deployer) playbook(ctx context.Context, client *ssh.Client, target sshx.Target, runnerImage string, sum *Summary) error {
+// playbook runs site.yml on target and records stamp there once it finished.
+func (d *Deployer) playbook(ctx context.Context, client *ssh.Client, target sshx.Target, runnerImage, stamp string, sum *Summary) error {
 	step := progress.Start(d.out(), "ansible: site.yml on "+target.Addr)
 	socket, stop, err := d.agent()
 	if err != nil {
@@ -664,26 +670,12 @@ func (d *Deployer) playbook(ctx context.Context, client *ssh.Client, target sshx
 	if err != nil {
 		return step.Fail(err)
 	}
-	stamp, err := d.stamp()
-	if err != nil {
-		return step.Fail(err)
-	}
 	write := fmt.Sprintf("sh -c 'mkdir -p %s && echo %s > %s.tmp && mv %s.tmp %s'", filepath.Dir(stampPath), stamp, stampPath, stampPath, stampPath)
 	if _, err := sshx.RunOn(ctx, client, sudo(target, write)); err != nil {
 		return step.Fail(fmt.Errorf("recording the playbook run on the target: %w", err))
 	}
 	step.Done("changed=%d", sum.Recap.Changed())
 	return nil
-}
-
-// mustStamp is the playbook stamp of this deploy, or "" (never on the target) when it cannot
-// be computed, which makes the playbook run.
-func mustStamp(d *Deployer) string {
-	s, err := d.stamp()
-	if err != nil {
-		return "unreadable: " + err.Error()
-	}
-	return s
 }
 
 // CommandLine is the docker run command that deploy runs, for people who run Ansible by hand.
@@ -715,17 +707,19 @@ func (d *Deployer) Status(ctx context.Context) error {
 	}
 	host, _, _ := net.SplitHostPort(t.Addr)
 	fmt.Fprintf(w, "address:    %s\n", host)
-	res, err := sshx.Run(ctx, t, `docker ps --all --filter name=^clock- --format '{{.Names}}\t{{.Image}}\t{{.Status}}'`)
+	c := &conn{t: t} // one handshake for the commands below, not one each
+	defer c.Close()
+	ps, err := c.Run(ctx, `docker ps --all --filter name=^clock- --format '{{.Names}}\t{{.Image}}\t{{.Status}}'`)
 	if err != nil {
 		return err
 	}
-	out := strings.TrimSpace(string(res.Stdout))
+	out := strings.TrimSpace(string(ps))
 	if out == "" {
 		out = "(none: run go run mage.go deploy)"
 	}
 	fmt.Fprintf(w, "containers:\n    %s\n", strings.ReplaceAll(out, "\n", "\n    "))
-	if rel, err := sshx.Run(ctx, t, sudo(t, clockctlPath+" releases")); err == nil {
-		fmt.Fprintf(w, "releases:\n    %s\n", strings.ReplaceAll(strings.TrimSpace(string(rel.Stdout)), "\n", "\n    "))
+	if rel, err := c.Run(ctx, sudo(t, clockctlPath+" releases")); err == nil {
+		fmt.Fprintf(w, "releases:\n    %s\n", strings.ReplaceAll(strings.TrimSpace(string(rel)), "\n", "\n    "))
 	}
 	base := "http://" + net.JoinHostPort(host, strconv.Itoa(d.Cfg.HTTPPort))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -744,17 +738,19 @@ func (d *Deployer) Logs(ctx context.Context, lines int) error {
 	if err != nil {
 		return err
 	}
-	res, err := sshx.Run(ctx, t, sudo(t, "docker ps --all --filter label=clock.role=instance --format '{{.Names}}'"))
+	c := &conn{t: t} // one handshake for every instance, not one each
+	defer c.Close()
+	ps, err := c.Run(ctx, sudo(t, "docker ps --all --filter label=clock.role=instance --format '{{.Names}}'"))
 	if err != nil {
 		return err
 	}
-	names := strings.Fields(string(res.Stdout))
+	names := strings.Fields(string(ps))
 	if len(names) == 0 {
 		fmt.Fprintln(d.out(), "no clock instances on the target: go run mage.go deploy")
 	}
 	for _, name := range names {
-		res, err := sshx.Run(ctx, t, sudo(t, fmt.Sprintf("docker logs --tail %d %s 2>&1", lines, name)))
-		fmt.Fprintf(d.out(), "==> %s\n%s", name, res.Stdout)
+		log, err := c.Run(ctx, sudo(t, fmt.Sprintf("docker logs --tail %d %s 2>&1", lines, name)))
+		fmt.Fprintf(d.out(), "==> %s\n%s", name, log)
 		if err != nil {
 			return err
 		}
