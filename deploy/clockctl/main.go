@@ -12,8 +12,6 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,23 +148,11 @@ func lockDir(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// selfTar is a tar of this very binary as /clockctl: the pod image's only file.
+// selfTar is a tar of this very binary: the pod image's only file.
 func selfTar() (io.Reader, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "clockctl", Mode: 0o755, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(b); err != nil {
-		return nil, err
-	}
-	return &buf, tw.Close()
+	return release.PodTar(exe)
 }

@@ -1,13 +1,17 @@
 package release
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Docker runs the docker CLI; CLI is the real one, tests may record.
@@ -55,6 +59,24 @@ const (
 	PodImage = "clock-pod:1"
 	podCmd   = "pause"
 )
+
+// PodTar is a tar of the executable at path as /clockctl, the pod image's only file; clockctl
+// passes its own.
+func PodTar(path string) (io.Reader, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "clockctl", Mode: 0o755, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(b); err != nil {
+		return nil, err
+	}
+	return &buf, tw.Close()
+}
 
 // podName is the holder of svc's network namespace and port.
 func podName(svc Service) string { return "clock-" + string(svc) + "-pod" }
@@ -142,7 +164,7 @@ func (s Settings) env(spec Spec, svc Service) []string {
 	for k, v := range vars {
 		out = append(out, k+"="+v)
 	}
-	sortStrings(out)
+	slices.Sort(out)
 	return out
 }
 

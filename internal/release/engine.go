@@ -263,8 +263,9 @@ func (e *Engine) Rollback(ctx context.Context, version, by string, timeout time.
 	if err != nil {
 		return Result{}, err
 	}
+	have := e.present(ctx, []string{rec.Spec.API.ID, rec.Spec.Web.ID})
 	for _, svc := range Services {
-		if _, err := e.docker(ctx, "image", "inspect", "--format", "{{.Id}}", rec.Spec.Image(svc).ID); err != nil {
+		if !have[rec.Spec.Image(svc).ID] {
 			return Result{}, fmt.Errorf("release %s: its %s image %s is no longer on the target; deploy that version again", rec.Spec.Version, svc, rec.Spec.Image(svc).Ref)
 		}
 	}
@@ -275,26 +276,27 @@ func (e *Engine) Rollback(ctx context.Context, version, by string, timeout time.
 // Stop drains and removes every instance and pod and both networks; the book keeps the
 // releases, the live one marked stopped.
 func (e *Engine) Stop(ctx context.Context, by string) (removed int, err error) {
-	all, err := e.instances(ctx)
+	inv, err := e.look(ctx)
 	if err != nil {
 		return 0, err
 	}
+	all := inv.instances
 	for _, svc := range []Service{Web, API} {
 		if err := e.remove(ctx, names(all, func(c container) bool { return c.service == svc })); err != nil {
 			return 0, err
 		}
 	}
-	pods, err := e.docker(ctx, "ps", "--all", "--quiet", "--filter", "label="+labelRole+"=pod")
-	if err != nil {
-		return 0, err
+	var pods []string
+	for _, p := range inv.pods {
+		pods = append(pods, p.name)
 	}
-	if ids := strings.Fields(pods); len(ids) > 0 {
-		if _, err := e.docker(ctx, append([]string{"rm", "--force"}, ids...)...); err != nil {
+	if len(pods) > 0 {
+		if _, err := e.docker(ctx, append([]string{"rm", "--force"}, pods...)...); err != nil {
 			return 0, err
 		}
 	}
 	for _, n := range []string{e.Settings.Networks.Frontend, e.Settings.Networks.Backend} {
-		if _, err := e.docker(ctx, "network", "inspect", n); err == nil {
+		if inv.networks[n] {
 			if _, err := e.docker(ctx, "network", "rm", n); err != nil {
 				return 0, err
 			}
@@ -330,7 +332,7 @@ type Instance struct {
 
 // State reports the live release, every instance, and which of images the target has.
 func (e *Engine) State(ctx context.Context, images []string) (State, error) {
-	st := State{Images: map[string]bool{}, Settings: Hash(Spec{}, e.Settings)}
+	st := State{Settings: Hash(Spec{}, e.Settings)}
 	book, err := LoadBook(e.Dir)
 	if err != nil {
 		return st, err
@@ -343,14 +345,22 @@ func (e *Engine) State(ctx context.Context, images []string) (State, error) {
 	for _, c := range all {
 		st.Instances = append(st.Instances, Instance{Name: c.name, Service: string(c.service), Hash: c.hash, Version: c.version, State: c.state})
 	}
-	// One docker command for all: it prints the IDs it found and fails for the others.
-	if len(images) > 0 {
-		out, _ := e.docker(ctx, append([]string{"image", "inspect", "--format", "{{.Id}}"}, images...)...)
-		for _, id := range images {
-			st.Images[id] = strings.Contains(out, id)
-		}
-	}
+	st.Images = e.present(ctx, images)
 	return st, nil
+}
+
+// present says which of the image IDs the target has, in one docker command: it prints the
+// IDs it found and fails for the others.
+func (e *Engine) present(ctx context.Context, ids []string) map[string]bool {
+	have := map[string]bool{}
+	if len(ids) == 0 {
+		return have
+	}
+	out, _ := e.docker(ctx, append([]string{"image", "inspect", "--format", "{{.Id}}"}, ids...)...)
+	for _, id := range ids {
+		have[id] = strings.Contains(out, id)
+	}
+	return have
 }
 
 // inventory is what the target runs of the clock, from two docker commands.
@@ -600,8 +610,6 @@ func hashArgs(args []string) string {
 	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
 	return hex.EncodeToString(sum[:])[:12]
 }
-
-func sortStrings(s []string) { slices.Sort(s) }
 
 // HTTPGet is Engine.Get for the target: one GET that must answer 200.
 func HTTPGet(ctx context.Context, url string) error {

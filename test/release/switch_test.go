@@ -8,7 +8,6 @@
 package release_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -182,22 +181,10 @@ func engine(t *testing.T, root string) *release.Engine {
 			StopTimeout: 30, Restart: "unless-stopped", LogMaxSize: "1m", LogMaxFile: "2",
 			Health: release.Healthcheck{Interval: "30s", Timeout: "10s", Retries: 3, StartPeriod: "15s"},
 		},
-		Dir:  t.TempDir(),
-		Proc: os.DirFS("/proc"),
-		PodTar: func() (io.Reader, error) {
-			b, err := os.ReadFile(exe)
-			if err != nil {
-				return nil, err
-			}
-			var buf bytes.Buffer
-			tw := tar.NewWriter(&buf)
-			if err := tw.WriteHeader(&tar.Header{Name: "clockctl", Mode: 0o755, Size: int64(len(b))}); err != nil {
-				return nil, err
-			}
-			tw.Write(b)
-			return &buf, tw.Close()
-		},
-		Logf: t.Logf, Now: time.Now, Get: release.HTTPGet,
+		Dir:    t.TempDir(),
+		Proc:   os.DirFS("/proc"),
+		PodTar: func() (io.Reader, error) { return release.PodTar(exe) },
+		Logf:   t.Logf, Now: time.Now, Get: release.HTTPGet,
 	}
 }
 
