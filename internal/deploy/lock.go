@@ -50,18 +50,13 @@ func (d *Deployer) lockHere(target string) (*locks, error) {
 	return &locks{d: d, me: me, local: l}, nil
 }
 
-// remoteLock is the lock of target t, run over SSH as t's user (with sudo unless root); a
-// nil conn dials for each command.
+// remoteLock is the lock of target t, run over c as t's user (with sudo unless root).
 func remoteLock(t sshx.Target, c *conn) lock.Remote {
 	host, _, err := net.SplitHostPort(t.Addr)
 	if err != nil {
 		host = t.Addr
 	}
-	var run lock.Runner = sshRunner{t}
-	if c != nil {
-		run = c
-	}
-	return lock.Remote{Run: run, Where: host, Path: lock.RemotePath, Sudo: t.NeedsSudo()}
+	return lock.Remote{Run: c, Where: host, Path: lock.RemotePath, Sudo: t.NeedsSudo()}
 }
 
 // onTarget takes the target's lock r too, or fails at once naming the holder and how to
@@ -118,7 +113,9 @@ func (d *Deployer) Unlock(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := remoteLock(t, nil)
+	c := &conn{t: t}
+	defer c.Close()
+	r := remoteLock(t, c)
 	holder, cleared, err := r.Clear(ctx)
 	switch {
 	case err != nil:
@@ -131,14 +128,6 @@ func (d *Deployer) Unlock(ctx context.Context) error {
 		fmt.Fprintf(d.out(), "unlock: cleared the lock on %s held since %s by %s\n", r.Where, holder.Since.Format(time.RFC3339), holder)
 	}
 	return nil
-}
-
-// sshRunner runs the lock's commands on a target over a host-key-verified connection.
-type sshRunner struct{ t sshx.Target }
-
-func (r sshRunner) Run(ctx context.Context, cmd string) ([]byte, error) {
-	res, err := sshx.Run(ctx, r.t, cmd)
-	return res.Stdout, err
 }
 
 // conn is one SSH connection to the target, dialled on first use and shared by the lock, the

@@ -87,7 +87,7 @@ func TestRemoteLockOfATarget(t *testing.T) {
 		{sshx.Target{Addr: "192.168.122.5:22", User: "root"}, "192.168.122.5", false},
 		{sshx.Target{Addr: "[fd00::5]:2222", User: "debian"}, "fd00::5", true},
 	} {
-		r := remoteLock(tt.t, nil)
+		r := remoteLock(tt.t, &conn{t: tt.t})
 		if r.Where != tt.where || r.Sudo != tt.wantSudo || r.Path != lock.RemotePath {
 			t.Errorf("remoteLock(%+v) = %+v, want where %q, sudo %v, path %s", tt.t, r, tt.where, tt.wantSudo, lock.RemotePath)
 		}
