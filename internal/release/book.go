@@ -63,8 +63,21 @@ func (b *Book) Save(dir string) error {
 	if err != nil {
 		return err
 	}
+	// Synced before the rename: without it a VM switched off right after a deploy came back
+	// with an empty releases.json (ext4 had renamed a file whose data was never written).
 	tmp := filepath.Join(dir, bookFile+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, bookFile))
