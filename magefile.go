@@ -312,13 +312,13 @@ func (Test) Unit(ctx context.Context) error {
 	return nil
 }
 
-// E2e builds both images from their Dockerfiles with testcontainers-go and tests them together, in a browser too; then the release switch on this machine's Docker.
+// E2e builds both images from their Dockerfiles with testcontainers-go and tests them together, in a browser too; then the release switch and its Engine API client on this machine's Docker.
 func (Test) E2e(ctx context.Context) error {
 	mg.CtxDeps(ctx, Build)
 	if err := gotool.Go(ctx, os.Stdout, root(), "test/e2e", testcontainersEnv(), "test", "-count=1", "-timeout=20m", "./..."); err != nil {
 		return err
 	}
-	return gotool.Go(ctx, os.Stdout, root(), ".", nil, "test", "-tags", "integration", "-count=1", "-v", "-timeout=10m", "./test/release")
+	return gotool.Go(ctx, os.Stdout, root(), ".", nil, "test", "-tags", "integration", "-count=1", "-v", "-timeout=10m", "./test/release", "./internal/release")
 }
 
 // testcontainersEnv holds the two settings this kind of machine needs (see

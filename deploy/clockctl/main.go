@@ -3,6 +3,7 @@
 // and reads its one-line JSON result. It is also the holder of the pods' network namespaces
 // (`clockctl pause`), in an image it makes of itself.
 //
+//	clockctl load < image.tar         load an image archive into Docker (docker load)
 //	clockctl state [IMAGE_ID...]      the live release, the instances, which images exist (JSON)
 //	clockctl deploy < request.json   start, gate and switch to the release (result as JSON)
 //	clockctl rollback [VERSION]       back to VERSION, or to the previous release
@@ -61,9 +62,14 @@ func pause() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: clockctl state|deploy|rollback|releases|stop (see its package comment)")
+		return errors.New("usage: clockctl load|state|deploy|rollback|releases|stop (see its package comment)")
 	}
 	cmd, rest := args[0], args[1:]
+	docker := &release.Socket{Path: release.DockerSocket}
+	if cmd == "load" {
+		_, err := docker.Run(ctx, stdin, "load")
+		return err
+	}
 	if cmd == "releases" {
 		book, err := release.LoadBook(stateDir)
 		if err != nil {
@@ -77,7 +83,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	e := &release.Engine{
-		Docker: release.CLI{}, Settings: set, Dir: stateDir, Proc: os.DirFS("/proc"),
+		Docker: docker, Settings: set, Dir: stateDir, Proc: os.DirFS("/proc"),
 		PodTar: selfTar, Now: time.Now, Get: release.HTTPGet,
 		Logf: func(format string, a ...any) {
 			fmt.Fprintf(stderr, "%s %s\n", time.Now().UTC().Format("15:04:05.0"), fmt.Sprintf(format, a...))
@@ -131,7 +137,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return enc.Encode(map[string]int{"removed": n})
 	}
-	return fmt.Errorf("unknown command %q: want state, deploy, rollback, releases or stop", cmd)
+	return fmt.Errorf("unknown command %q: want load, state, deploy, rollback, releases or stop", cmd)
 }
 
 // lockDir keeps two clockctl runs (one by hand, say) from switching at once; the deploy

@@ -7,41 +7,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
-// Docker runs the docker CLI; CLI is the real one, tests may record.
+// Docker runs the engine's docker commands; Socket is the real one, tests may record.
 type Docker interface {
-	// Run runs docker with args and stdin (may be nil) and returns its standard output; a
-	// failure's error carries the standard error.
+	// Run runs the docker command args with stdin (may be nil) and returns what the CLI
+	// would print; a failure's error says why, with the CLI's wording.
 	Run(ctx context.Context, stdin io.Reader, args ...string) (string, error)
 	// Logs returns the last lines of a container's output, its stdout and stderr together.
 	Logs(ctx context.Context, name string, lines int) (string, error)
-}
-
-// CLI is the docker command of the target.
-type CLI struct{}
-
-// Run implements Docker.
-func (CLI) Run(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Stdin = stdin
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args[:min(len(args), 2)], " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
-}
-
-// Logs implements Docker.
-func (CLI) Logs(ctx context.Context, name string, lines int) (string, error) {
-	out, err := exec.CommandContext(ctx, "docker", "logs", "--tail", strconv.Itoa(lines), name).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
 }
 
 // Labels put on every container the engine makes, and read back to find them.

@@ -24,6 +24,9 @@ import (
 	"github.com/clock-app/clock/internal/verify"
 )
 
+// docker is this machine's Docker, through the same Engine API client clockctl uses.
+var docker = &release.Socket{Path: release.DockerSocket}
+
 func TestSwitchOnLocalDocker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
@@ -48,7 +51,7 @@ func TestSwitchOnLocalDocker(t *testing.T) {
 		if _, err := e.Stop(context.Background(), "test"); err != nil {
 			t.Errorf("stop at cleanup: %v", err)
 		}
-		_, _ = release.CLI{}.Run(context.Background(), nil, "image", "rm", release.PodImage)
+		_, _ = docker.Run(context.Background(), nil, "image", "rm", release.PodImage)
 	})
 	req := func(v string) release.Request {
 		return release.Request{Spec: specs[v], By: "test@here", HealthTimeout: 30 * time.Second, Keep: 3}
@@ -133,7 +136,7 @@ func TestSwitchOnLocalDocker(t *testing.T) {
 		p := verify.Poll(base, 4, 50*time.Millisecond)
 		// The process, as the OOM killer or a crash would: `docker kill` counts as a manual
 		// stop, which the restart policy leaves alone.
-		pid, err := release.CLI{}.Run(ctx, nil, "inspect", "--format", "{{.State.Pid}}", victim)
+		pid, err := docker.Run(ctx, nil, "inspect", "--format", "{{.State.Pid}}", victim)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +175,7 @@ func engine(t *testing.T, root string) *release.Engine {
 	}
 	lim := release.Limits{Memory: "128m", CPUs: 1, Pids: 64, GoMemLimit: "96MiB"}
 	return &release.Engine{
-		Docker: release.CLI{},
+		Docker: docker,
 		Settings: release.Settings{
 			User:        "10001:10001",
 			Networks:    release.Networks{Backend: "clock-switchtest-backend", Frontend: "clock-switchtest-frontend"},
@@ -213,7 +216,7 @@ func waitRunning(ctx context.Context, name string) time.Duration {
 	defer cancel()
 	t0 := time.Now()
 	for ctx.Err() == nil {
-		out, _ := release.CLI{}.Run(ctx, nil, "inspect", "--format", "{{.State.Running}} {{.RestartCount}}", name)
+		out, _ := docker.Run(ctx, nil, "inspect", "--format", "{{.State.Running}} {{.RestartCount}}", name)
 		if strings.HasPrefix(out, "true") && !strings.HasPrefix(out, "true 0") {
 			return time.Since(t0)
 		}
