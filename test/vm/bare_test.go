@@ -24,7 +24,8 @@ const (
 // python3-apt, no Docker), as a user's own host or the classic exercise's VM would be: the
 // bootstrap brings python3-apt and the docker role installs Docker, which our own image
 // comes with. It is the cold deploy on a bare host.
-func TestDeployBareHost(t *testing.T) {
+func TestDeployBareHost(tt *testing.T) {
+	t := summarized(tt)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
 	defer cancel()
 	d, _ := testDeployer(ctx, t, bareVMName, bareVMMAC, "")

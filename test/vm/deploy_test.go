@@ -37,7 +37,8 @@ const (
 	testVMMAC  = "52:54:00:c0:e9:be"
 )
 
-func TestDeployVM(t *testing.T) {
+func TestDeployVM(tt *testing.T) {
+	t := summarized(tt)
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
 	defer cancel()
 	d, v := testDeployer(ctx, t, testVMName, testVMMAC, "")
@@ -292,7 +293,7 @@ func (c sshCommand) Run(ctx context.Context, cmd string) ([]byte, error) {
 // testDeployer is the deploy of the repo to a test VM of its own name and MAC, from our image
 // or the given one (logged in with the generated key), under TCG with the default release
 // knobs, sharing the state folder so images are built once; v is its VM.
-func testDeployer(ctx context.Context, t *testing.T, name, mac, image string) (*deploy.Deployer, *vm.VM) {
+func testDeployer(ctx context.Context, t *vmT, name, mac, image string) (*deploy.Deployer, *vm.VM) {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {

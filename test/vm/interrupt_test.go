@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/clock-app/clock/internal/ansible"
@@ -26,7 +25,7 @@ import (
 const interruptAt = "TASK [docker : Start Docker and enable it at boot]"
 
 // runnerContainers lists the Ansible runner containers on this daemon as "name pid" lines.
-func runnerContainers(ctx context.Context, t *testing.T) []string {
+func runnerContainers(ctx context.Context, t *vmT) []string {
 	t.Helper()
 	out, err := exec.CommandContext(ctx, "docker", "ps", "--all", "--filter", "label="+ansible.LabelRunner,
 		"--format", `{{.Names}} {{.Label "`+ansible.LabelPID+`"}}`).Output()
@@ -39,7 +38,7 @@ func runnerContainers(ctx context.Context, t *testing.T) []string {
 // interruptDeploy runs `go run mage.go deploy` for the test VM as a user would, sends SIGINT
 // to its process group (what Ctrl-C does) once Ansible has reached interruptAt, and checks
 // that it ends promptly and leaves no runner container behind.
-func interruptDeploy(ctx context.Context, t *testing.T, root string, cfg config.Config) {
+func interruptDeploy(ctx context.Context, t *vmT, root string, cfg config.Config) {
 	before := runnerContainers(ctx, t)
 	cmd := exec.CommandContext(ctx, "go", "run", "mage.go", "deploy")
 	cmd.Dir = root

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/clock-app/clock/internal/config"
@@ -19,7 +18,7 @@ import (
 // checkHardening inspects every container of the clock over SSH: the 2×replicas instances
 // and the two pods run as a non-root user on a read-only root with the restart policy; the
 // instances also with a CPU limit, a stop timeout above the drain, and GOMEMLIMIT.
-func checkHardening(ctx context.Context, t *testing.T, target sshx.Target, replicas int) {
+func checkHardening(ctx context.Context, t *vmT, target sshx.Target, replicas int) {
 	t.Helper()
 	res, err := sshx.Run(ctx, target, "docker inspect --format '{{.Name}} {{index .Config.Labels \"clock.role\"}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} "+
 		"{{.HostConfig.RestartPolicy.Name}} {{.State.Running}} {{.HostConfig.NanoCpus}} {{with index .Config \"StopTimeout\"}}{{.}}{{else}}0{{end}} {{len .HostConfig.CapDrop}} "+
@@ -65,7 +64,7 @@ func checkHardening(ctx context.Context, t *testing.T, target sshx.Target, repli
 
 // checkHost: the Docker restart the interrupted deploy left pending happened (live-restore
 // is only in daemon.json), dpkg is whole, and no LLMNR/mDNS responder listens.
-func checkHost(ctx context.Context, t *testing.T, target sshx.Target) {
+func checkHost(ctx context.Context, t *vmT, target sshx.Target) {
 	t.Helper()
 	res, err := sshx.Run(ctx, target, "docker info --format '{{.LiveRestoreEnabled}}'; dpkg --audit | wc -l; ss -H -lntu")
 	if err != nil {
@@ -87,7 +86,7 @@ func checkHost(ctx context.Context, t *testing.T, target sshx.Target) {
 }
 
 // liveVersion checks that exactly the replicas of each service run, all of version.
-func liveVersion(ctx context.Context, t *testing.T, target sshx.Target, version string, replicas int) {
+func liveVersion(ctx context.Context, t *vmT, target sshx.Target, version string, replicas int) {
 	t.Helper()
 	res, err := sshx.Run(ctx, target, `docker ps --filter label=clock.role=instance --format '{{.Names}} {{.Label "clock.version"}} {{.State}}'`)
 	if err != nil {
@@ -106,7 +105,7 @@ func liveVersion(ctx context.Context, t *testing.T, target sshx.Target, version 
 
 // killOneOfEach kill -9s the process of one instance of each service, as a crash or the OOM
 // killer would, and counts what the poller saw until Docker brought it back.
-func killOneOfEach(ctx context.Context, t *testing.T, target sshx.Target, base string) {
+func killOneOfEach(ctx context.Context, t *vmT, target sshx.Target, base string) {
 	t.Helper()
 	for _, svc := range []string{"api", "web"} {
 		res, err := sshx.Run(ctx, target, `docker ps --filter label=clock.service=`+svc+` --filter label=clock.role=instance --format '{{.Names}}' | head -1`)
@@ -141,7 +140,7 @@ func killOneOfEach(ctx context.Context, t *testing.T, target sshx.Target, base s
 }
 
 // rebootAndWait reboots the VM with virsh and waits until the clock answers again.
-func rebootAndWait(ctx context.Context, t *testing.T, cfg config.Config, host string) {
+func rebootAndWait(ctx context.Context, t *vmT, cfg config.Config, host string) {
 	t.Helper()
 	t0 := time.Now()
 	if out, err := exec.CommandContext(ctx, "virsh", "--connect", cfg.LibvirtURI, "reboot", cfg.VMName).CombinedOutput(); err != nil {
