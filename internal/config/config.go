@@ -117,6 +117,14 @@ const (
 	MaxBootTimeout = time.Hour
 )
 
+// The bounds of the VM's size, for CLOCK_VM_MEMORY and CLOCK_VM_VCPUS and for the VM layer
+// itself: one place, so the knob and the layer cannot disagree.
+const (
+	MinVMMemoryMiB = 256
+	MaxVMMemoryMiB = 65536
+	MaxVMVCPUs     = 64
+)
+
 // Validate checks every knob and the combinations between them.
 func (c Config) Validate() error {
 	var errs []error
@@ -138,11 +146,11 @@ func (c Config) Validate() error {
 	if err := CheckDomainName(c.VMName); err != nil {
 		bad("VM_NAME", c.VMName, err.Error())
 	}
-	if c.VMMemoryMiB < 256 || c.VMMemoryMiB > 65536 {
-		bad("VM_MEMORY", strconv.Itoa(c.VMMemoryMiB), "must be between 256 and 65536 (MiB)")
+	if c.VMMemoryMiB < MinVMMemoryMiB || c.VMMemoryMiB > MaxVMMemoryMiB {
+		bad("VM_MEMORY", strconv.Itoa(c.VMMemoryMiB), fmt.Sprintf("must be between %d and %d (MiB)", MinVMMemoryMiB, MaxVMMemoryMiB))
 	}
-	if c.VMVCPUs < 1 || c.VMVCPUs > 64 {
-		bad("VM_VCPUS", strconv.Itoa(c.VMVCPUs), "must be between 1 and 64")
+	if c.VMVCPUs < 1 || c.VMVCPUs > MaxVMVCPUs {
+		bad("VM_VCPUS", strconv.Itoa(c.VMVCPUs), fmt.Sprintf("must be between 1 and %d", MaxVMVCPUs))
 	}
 	switch c.VMAccel {
 	case "auto", "kvm", "tcg":

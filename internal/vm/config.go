@@ -127,11 +127,11 @@ func (c Config) Validate() error {
 	if err := config.CheckDomainName(c.Name); err != nil {
 		bad("VM name %q %v (CLOCK_VM_NAME)", c.Name, err)
 	}
-	if c.MemoryMiB < 256 || c.MemoryMiB > 1<<20 {
-		bad("VM memory %d MiB: use 256 or more (CLOCK_VM_MEMORY, in MiB)", c.MemoryMiB)
+	if c.MemoryMiB < config.MinVMMemoryMiB || c.MemoryMiB > config.MaxVMMemoryMiB {
+		bad("VM memory %d MiB: use %d to %d (CLOCK_VM_MEMORY, in MiB)", c.MemoryMiB, config.MinVMMemoryMiB, config.MaxVMMemoryMiB)
 	}
-	if c.VCPUs < 1 || c.VCPUs > 64 {
-		bad("VM vCPUs %d: use 1 to 64 (CLOCK_VM_VCPUS)", c.VCPUs)
+	if c.VCPUs < 1 || c.VCPUs > config.MaxVMVCPUs {
+		bad("VM vCPUs %d: use 1 to %d (CLOCK_VM_VCPUS)", c.VCPUs, config.MaxVMVCPUs)
 	}
 	switch c.Accel {
 	case AccelAuto, AccelKVM, AccelTCG:
