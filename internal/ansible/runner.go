@@ -1,7 +1,6 @@
 package ansible
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,13 +23,8 @@ import (
 // PlaybookDeploy is deploy/ansible's playbook: it prepares the host for releases.
 const PlaybookDeploy = "site.yml"
 
-// Files in <state>/images: the docker save archives the deploy ships to the target, and
-// clockctl, which the clock role installs there.
-const (
-	APIArchive = "clock-api.tar"
-	WebArchive = "clock-web.tar"
-	Clockctl   = "clockctl"
-)
+// Clockctl is the file in <state>/images that the clock role installs on the target.
+const Clockctl = "clockctl"
 
 // Labels on every runner container. A mage process that dies without cleaning up (kill -9,
 // or a second Ctrl-C that forces the exit) leaves its container behind; the next run finds it by
@@ -189,45 +182,6 @@ func (r Runner) Deploy(ctx context.Context, t Target, vars Vars) (Recap, error) 
 		return nil, err
 	}
 	return r.run(ctx, PlaybookDeploy, t, vars)
-}
-
-var imageIDRe = regexp.MustCompile(`^(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json)?$`)
-
-// ArchiveImageID returns the ID ("sha256:<hex>") of the single image in a `docker save`
-// archive: the digest of its config, named by manifest.json's Config, which is `<hex>.json`
-// in Docker's classic layout and `blobs/sha256/<hex>` in the OCI layout of Docker 25 and
-// later. `docker image inspect --format {{.Id}}` gives the same ID once the archive is loaded.
-func ArchiveImageID(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("image archive: %w", err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return "", fmt.Errorf("image archive %s has no manifest.json: write it with docker save (go run mage.go deploy does)", path)
-		}
-		if err != nil {
-			return "", fmt.Errorf("image archive %s: %w (remove it and deploy again to rewrite it)", path, err)
-		}
-		if h.Name != "manifest.json" {
-			continue
-		}
-		var manifest []struct{ Config string }
-		if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&manifest); err != nil {
-			return "", fmt.Errorf("image archive %s: manifest.json: %w", path, err)
-		}
-		if len(manifest) != 1 {
-			return "", fmt.Errorf("image archive %s holds %d images, want 1", path, len(manifest))
-		}
-		m := imageIDRe.FindStringSubmatch(manifest[0].Config)
-		if m == nil {
-			return "", fmt.Errorf("image archive %s: manifest.json Config %q is not a sha256 config name", path, manifest[0].Config)
-		}
-		return "sha256:" + m[1], nil
-	}
 }
 
 func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (Recap, error) {

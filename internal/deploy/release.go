@@ -86,11 +86,10 @@ func (d *Deployer) spec() (release.Spec, error) {
 	s := release.Spec{Version: d.Meta.Version, Replicas: d.Cfg.Replicas,
 		APIEnv: map[string]string{"CLOCK_API_LOG_LEVEL": d.Cfg.APILogLevel}}
 	for _, x := range []struct {
-		svc     images.Service
-		archive string
-		img     *release.Image
-	}{{images.Services[0], ansible.APIArchive, &s.API}, {images.Services[1], ansible.WebArchive, &s.Web}} {
-		id, err := ansible.ArchiveImageID(d.Cfg.Path("images", x.archive))
+		svc images.Service
+		img *release.Image
+	}{{images.API, &s.API}, {images.Web, &s.Web}} {
+		id, err := images.ArchiveImageID(d.Cfg.Path("images", x.svc.Archive()))
 		if err != nil {
 			return s, err
 		}
@@ -161,13 +160,13 @@ func (p probe) needsPlaybook(stamp, converge string) string {
 func (d *Deployer) shipImages(ctx context.Context, c *ssh.Client, t sshx.Target, have map[string]bool, spec release.Spec, step *progress.Step) (int, error) {
 	n := 0
 	for _, x := range []struct {
-		archive string
-		img     release.Image
-	}{{ansible.APIArchive, spec.API}, {ansible.WebArchive, spec.Web}} {
+		svc images.Service
+		img release.Image
+	}{{images.API, spec.API}, {images.Web, spec.Web}} {
 		if have[x.img.ID] {
 			continue
 		}
-		f, err := os.Open(d.Cfg.Path("images", x.archive))
+		f, err := os.Open(d.Cfg.Path("images", x.svc.Archive()))
 		if err != nil {
 			return n, err
 		}

@@ -5,14 +5,17 @@
 package images
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -25,11 +28,14 @@ type Service struct {
 	Dir  string // relative to the repo root
 }
 
+// The two services, by name: code that needs one of them says which.
+var (
+	API = Service{Name: "clock-api", Dir: "services/clock-api"}
+	Web = Service{Name: "clock-web", Dir: "services/clock-web"}
+)
+
 // Services are the images that make up the clock.
-var Services = []Service{
-	{Name: "clock-api", Dir: "services/clock-api"},
-	{Name: "clock-web", Dir: "services/clock-web"},
-}
+var Services = []Service{API, Web}
 
 // Meta is what gets stamped into binaries and image labels.
 type Meta struct {
@@ -40,6 +46,9 @@ type Meta struct {
 
 // Ref is the image reference of svc at version.
 func (s Service) Ref(version string) string { return s.Name + ":" + version }
+
+// Archive is the name of the service's docker save archive in the state folder's images.
+func (s Service) Archive() string { return s.Name + ".tar" }
 
 // Binary is where the service's static binary is built, relative to the repo root.
 func (s Service) Binary() string { return filepath.Join(s.Dir, "dist", s.Name) }
@@ -145,7 +154,7 @@ func Save(ctx context.Context, s Service, version, dir string) (path string, cha
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, err
 	}
-	path = filepath.Join(dir, s.Name+".tar")
+	path = filepath.Join(dir, s.Archive())
 	stamp := path + ".id"
 	if old, err := os.ReadFile(stamp); err == nil && string(old) == id+" "+ref {
 		if _, err := os.Stat(path); err == nil {
@@ -213,4 +222,43 @@ func BuildBinaries(ctx context.Context, out io.Writer, root string, m Meta) erro
 	}
 	step.Done("%d binaries in services/*/dist", len(Services))
 	return nil
+}
+
+var imageIDRe = regexp.MustCompile(`^(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json)?$`)
+
+// ArchiveImageID returns the ID ("sha256:<hex>") of the single image in a `docker save`
+// archive: the digest of its config, named by manifest.json's Config, which is `<hex>.json`
+// in Docker's classic layout and `blobs/sha256/<hex>` in the OCI layout of Docker 25 and
+// later. `docker image inspect --format {{.Id}}` gives the same ID once the archive is loaded.
+func ArchiveImageID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("image archive: %w", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return "", fmt.Errorf("image archive %s has no manifest.json: write it with docker save (go run mage.go deploy does)", path)
+		}
+		if err != nil {
+			return "", fmt.Errorf("image archive %s: %w (remove it and deploy again to rewrite it)", path, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var manifest []struct{ Config string }
+		if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&manifest); err != nil {
+			return "", fmt.Errorf("image archive %s: manifest.json: %w", path, err)
+		}
+		if len(manifest) != 1 {
+			return "", fmt.Errorf("image archive %s holds %d images, want 1", path, len(manifest))
+		}
+		m := imageIDRe.FindStringSubmatch(manifest[0].Config)
+		if m == nil {
+			return "", fmt.Errorf("image archive %s: manifest.json Config %q is not a sha256 config name", path, manifest[0].Config)
+		}
+		return "sha256:" + m[1], nil
+	}
 }

@@ -42,7 +42,7 @@ func TestDescribeInGit(t *testing.T) {
 }
 
 func TestRefAndBinary(t *testing.T) {
-	s := Services[0]
+	s := API
 	if got, want := s.Ref("v1"), "clock-api:v1"; got != want {
 		t.Errorf("Ref = %q, want %q", got, want)
 	}
