@@ -709,7 +709,7 @@ func (d *Deployer) Status(ctx context.Context) error {
 	fmt.Fprintf(w, "address:    %s\n", host)
 	c := &conn{t: t} // one handshake for the commands below, not one each
 	defer c.Close()
-	ps, err := c.Run(ctx, `docker ps --all --filter name=^clock- --format '{{.Names}}\t{{.Image}}\t{{.Status}}'`)
+	ps, err := c.Run(ctx, sudo(t, `docker ps --all --filter name=^clock- --format '{{.Names}}\t{{.Image}}\t{{.Status}}'`))
 	if err != nil {
 		return err
 	}
