@@ -20,6 +20,7 @@ import (
 
 	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/guestclock"
 	"github.com/clock-app/clock/internal/images"
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
@@ -154,7 +155,7 @@ func (d *Deployer) Up(ctx context.Context) (string, error) {
 		return "", err
 	}
 	step := progress.Start(d.out(), "vm:up "+d.Cfg.VMName)
-	if err := d.qemuCanReach(); err != nil {
+	if err := vm.ReachableByQEMU(d.Cfg.LibvirtURI, d.Cfg.Path()); err != nil {
 		return "", step.Fail(err)
 	}
 	v, err := d.VM(step.Logf)
@@ -172,44 +173,6 @@ func (d *Deployer) Up(ctx context.Context) (string, error) {
 		step.Done("%s already running", res.IP)
 	}
 	return res.IP, nil
-}
-
-// qemuCanReach makes the state folder's vm/ reachable for libvirt's qemu, which runs as its
-// own user (libvirt-qemu on Debian): the folders are made 0755 (ssh/ keeps its 0700), and a
-// private folder above them is an error naming the fix, not a VM that fails to start.
-func (d *Deployer) qemuCanReach() error {
-	if !strings.HasSuffix(d.Cfg.LibvirtURI, "/system") {
-		return nil // a session URI runs qemu as the user itself
-	}
-	vmDir := d.Cfg.Path("vm")
-	if err := os.MkdirAll(vmDir, 0o755); err != nil {
-		return err
-	}
-	for _, dir := range []string{d.Cfg.Path(), vmDir} {
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	return traversable(filepath.Dir(d.Cfg.Path()))
-}
-
-// traversable fails when dir or a folder above it denies other users passage (o+x): the
-// libvirt-qemu user could not open the VM's disk below it.
-func traversable(dir string) error {
-	for ; ; dir = filepath.Dir(dir) {
-		st, err := os.Stat(dir)
-		if err != nil {
-			return err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("libvirt's qemu runs as its own user and cannot reach the VM disks: %s is mode %04o; "+
-				"run `chmod o+x %s`, or set CLOCK_STATE_DIR to a folder others can traverse (e.g. /var/lib/clock)",
-				dir, st.Mode().Perm(), dir)
-		}
-		if dir == filepath.Dir(dir) {
-			return nil
-		}
-	}
 }
 
 // target is where Ansible goes: the VM's address, or the given host once its host key is
@@ -241,7 +204,7 @@ func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
 	return t, nil
 }
 
-// setClock sets the VM's clock from this host's (see clock.go). A given host
+// setClock sets the VM's clock from this host's (package guestclock). A given host
 // (CLOCK_TARGET_HOST) keeps its own: its time is its owner's business.
 func (d *Deployer) setClock(ctx context.Context, c *conn, t sshx.Target) error {
 	step := progress.Start(d.out(), "clock: the VM's from this host's")
@@ -251,22 +214,16 @@ func (d *Deployer) setClock(ctx context.Context, c *conn, t sshx.Target) error {
 	if err != nil {
 		return step.Fail(err)
 	}
-	g, closeClock, err := sshClock(ctx, client, t)
+	s, err := guestclock.Sync(ctx, client, sudo(t, ""))
 	if err != nil {
 		return step.Fail(err)
 	}
-	s, err := syncClock(g, time.Now)
-	if cerr := closeClock(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return step.Fail(err)
-	}
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	if !s.Set {
-		step.Done("%s off: left alone", roundMs(s.Before))
+		step.Done("%s off: left alone", ms(s.Before))
 		return nil
 	}
-	step.Done("was %s off, now %s", roundMs(s.Before), roundMs(s.After))
+	step.Done("was %s off, now %s", ms(s.Before), ms(s.After))
 	return nil
 }
 

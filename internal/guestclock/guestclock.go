@@ -1,4 +1,6 @@
-package deploy
+// Package guestclock steps a target's system clock to this machine's over SSH, where the
+// target has no time source but its virtual RTC (see the comment below for how).
+package guestclock
 
 import (
 	"bufio"
@@ -11,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clock-app/clock/internal/sshx"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -43,17 +44,17 @@ type guestClock interface {
 	Step(by time.Duration) error
 }
 
-// clockSync is what syncClock did: the guest's offset from this host before and after (after
-// equals before when it was within clockTolerance).
-type clockSync struct {
+// Result is what Sync did: the guest's offset from this host before and after (after
+// equals before when it was within the tolerance, and Set is false).
+type Result struct {
 	Before, After time.Duration
 	Set           bool
 }
 
 // syncClock measures the guest's clock against now and, when it is off by more than
 // clockTolerance, steps it onto this host's time.
-func syncClock(g guestClock, now func() time.Time) (clockSync, error) {
-	var s clockSync
+func syncClock(g guestClock, now func() time.Time) (Result, error) {
+	var s Result
 	before, err := guestOffset(g, now)
 	if err != nil {
 		return s, err
@@ -185,11 +186,26 @@ func parseUnixDecimal(s string) (time.Time, error) {
 
 func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-// sshClock starts clockScript on t and returns the guestClock that talks to it; close ends the
-// script and the connection. ctx bounds the whole conversation: when it ends, the connection
-// closes and a waiting Read or Step fails.
-func sshClock(ctx context.Context, client *ssh.Client, t sshx.Target) (g guestClock, close func() error, err error) {
-	asRoot := sudo(t, "") // the script's prefix for date and hwclock
+// Sync measures the clock of the host client is connected to and steps it onto this
+// machine's when it is off by more than the tolerance. sudo is the prefix that runs date as
+// root there: "sudo -n " for a user other than root, else "". ctx bounds the whole
+// conversation.
+func Sync(ctx context.Context, client *ssh.Client, sudo string) (Result, error) {
+	g, closeClock, err := sshClock(ctx, client, sudo)
+	if err != nil {
+		return Result{}, err
+	}
+	s, err := syncClock(g, time.Now)
+	if cerr := closeClock(); err == nil {
+		err = cerr
+	}
+	return s, err
+}
+
+// sshClock starts clockScript over client and returns the guestClock that talks to it; close
+// ends the script. ctx bounds the whole conversation: when it ends, the session closes and a
+// waiting Read or Step fails.
+func sshClock(ctx context.Context, client *ssh.Client, asRoot string) (g guestClock, close func() error, err error) {
 	var sess *ssh.Session
 	stop := context.AfterFunc(ctx, func() {
 		if sess != nil {
