@@ -251,7 +251,7 @@ func setup(ctx context.Context, forTests bool) error {
 	if err != nil {
 		return err
 	}
-	return host.Setup(ctx, os.Stdout, host.Real(c.Path("logs")), host.Options{
+	return host.Setup(ctx, os.Stdout, host.Real(c.State().Logs()), host.Options{
 		VM: !c.Remote() || forTests, Browser: forTests, Bench: forTests, LibvirtURI: c.LibvirtURI,
 	})
 }

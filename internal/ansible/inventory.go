@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/clock-app/clock/internal/state"
 )
 
 // Paths inside the runner container. The generated inventory refers to them, and so does the
@@ -84,18 +86,13 @@ func RenderInventory(t Target) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// InventoryPath is where WriteInventory puts the inventory: <state>/ansible/inventory.yml.
-func InventoryPath(stateDir string) string {
-	return filepath.Join(stateDir, "ansible", "inventory.yml")
-}
-
-// WriteInventory renders the inventory for t into InventoryPath(stateDir) and returns the path.
+// WriteInventory renders the inventory for t into the state folder's and returns the path.
 func WriteInventory(stateDir string, t Target) (string, error) {
 	data, err := RenderInventory(t)
 	if err != nil {
 		return "", err
 	}
-	path := InventoryPath(stateDir)
+	path := state.New(stateDir).Inventory()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("ansible inventory: %w", err)
 	}

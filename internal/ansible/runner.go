@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/clock-app/clock/internal/state"
 )
 
 // PlaybookDeploy is deploy/ansible's playbook: it prepares the host for releases.
@@ -92,12 +94,6 @@ func (r Runner) docker() string {
 	return r.Docker
 }
 
-// KnownHostsPath is the pinned known_hosts the runner's ssh checks host keys against.
-func KnownHostsPath(stateDir string) string { return filepath.Join(stateDir, "ssh", "known_hosts") }
-
-// ImagesDir is the folder of docker save archives mounted into the runner.
-func ImagesDir(stateDir string) string { return filepath.Join(stateDir, "images") }
-
 // Args returns the arguments of `docker` that run playbook with vars: the runner on the host
 // network (the VM's network is reachable from the host, not from Docker's bridge); the project,
 // inventory, image archives (site.yml only) and known_hosts mounted read-only; the agent socket
@@ -113,10 +109,7 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, err := abs(r.StateDir)
-	if err != nil {
-		return nil, err
-	}
+	dir := state.New(r.StateDir)
 	agent, err := abs(r.AgentSocket)
 	if err != nil {
 		return nil, err
@@ -141,10 +134,10 @@ func (r Runner) Args(playbook string, vars Vars) ([]string, error) {
 		"--memory", runnerMemory,
 		"--pids-limit", runnerPIDs,
 		"--mount", mount(project, containerProject, true),
-		"--mount", mount(InventoryPath(state), containerInventory, true),
-		"--mount", mount(KnownHostsPath(state), containerKnownHosts, true),
+		"--mount", mount(dir.Inventory(), containerInventory, true),
+		"--mount", mount(dir.KnownHosts(), containerKnownHosts, true),
 	)
-	args = append(args, "--mount", mount(ImagesDir(state), containerImages, true))
+	args = append(args, "--mount", mount(dir.Images(), containerImages, true))
 	args = append(args,
 		"--mount", mount(agent, containerAgent, false),
 		"--env", "SSH_AUTH_SOCK="+containerAgent,
@@ -178,7 +171,7 @@ func (r Runner) CommandLine(playbook string, vars Vars) (string, error) {
 // Deploy writes the inventory for t and runs site.yml: Docker, the firewall, the app user,
 // clockctl and the release settings. The recap is returned also when the run fails.
 func (r Runner) Deploy(ctx context.Context, t Target, vars Vars) (Recap, error) {
-	if err := checkReadable(filepath.Join(ImagesDir(r.StateDir), Clockctl), "clockctl (built by the deploy)"); err != nil {
+	if err := checkReadable(state.New(r.StateDir).Image(Clockctl), "clockctl (built by the deploy)"); err != nil {
 		return nil, err
 	}
 	return r.run(ctx, PlaybookDeploy, t, vars)
@@ -197,7 +190,7 @@ func (r Runner) run(ctx context.Context, playbook string, t Target, vars Vars) (
 	if _, err := WriteInventory(r.StateDir, t); err != nil {
 		return nil, err
 	}
-	if err := checkReadable(KnownHostsPath(r.StateDir), "pinned known_hosts"); err != nil {
+	if err := checkReadable(state.New(r.StateDir).KnownHosts(), "pinned known_hosts"); err != nil {
 		return nil, err
 	}
 	if fi, err := os.Stat(r.AgentSocket); err != nil || fi.Mode()&fs.ModeSocket == 0 {

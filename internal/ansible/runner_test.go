@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	statedir "github.com/clock-app/clock/internal/state"
 )
 
 func TestRenderInventory(t *testing.T) {
@@ -326,10 +328,10 @@ func TestDeployChecksInputs(t *testing.T) {
 	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "clockctl") {
 		t.Fatalf("Deploy without clockctl: err = %v, want one naming clockctl", err)
 	}
-	if err := os.MkdirAll(ImagesDir(state), 0o755); err != nil {
+	if err := os.MkdirAll(statedir.New(state).Images(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	clockctl := filepath.Join(ImagesDir(state), Clockctl)
+	clockctl := statedir.New(state).Image(Clockctl)
 	if err := os.WriteFile(clockctl, []byte("\x7fELF"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -342,17 +344,17 @@ func TestDeployChecksInputs(t *testing.T) {
 	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "known_hosts") {
 		t.Fatalf("Deploy without known_hosts: err = %v, want one naming known_hosts", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(KnownHostsPath(state)), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(statedir.New(state).KnownHosts()), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(KnownHostsPath(state), []byte("h ssh-ed25519 AAAA\n"), 0o644); err != nil {
+	if err := os.WriteFile(statedir.New(state).KnownHosts(), []byte("h ssh-ed25519 AAAA\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// docker is `false` here: the sweep of stale runner containers fails first, and says so.
 	if _, err := r.Deploy(t.Context(), Target{Host: "h"}, Vars{}); err == nil || !strings.Contains(err.Error(), "docker ps") {
 		t.Fatalf("Deploy with a failing docker: err = %v", err)
 	}
-	if _, err := os.Stat(InventoryPath(state)); err != nil {
+	if _, err := os.Stat(statedir.New(state).Inventory()); err != nil {
 		t.Errorf("inventory not written: %v", err)
 	}
 }
@@ -446,16 +448,16 @@ func TestDeploySIGTERMRemovesContainer(t *testing.T) {
 
 func testDeployStopRemovesContainer(t *testing.T, stop func(context.CancelFunc)) {
 	state := t.TempDir()
-	if err := os.MkdirAll(ImagesDir(state), 0o755); err != nil {
+	if err := os.MkdirAll(statedir.New(state).Images(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(ImagesDir(state), Clockctl), []byte("\x7fELF"), 0o755); err != nil {
+	if err := os.WriteFile(statedir.New(state).Image(Clockctl), []byte("\x7fELF"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(KnownHostsPath(state)), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(statedir.New(state).KnownHosts()), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(KnownHostsPath(state), []byte("h ssh-ed25519 AAAA\n"), 0o644); err != nil {
+	if err := os.WriteFile(statedir.New(state).KnownHosts(), []byte("h ssh-ed25519 AAAA\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "a.sock")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/clock-app/clock/internal/state"
 )
 
 // Prefix is the environment prefix of every deploy knob.
@@ -133,7 +134,7 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.StateDir) == "" {
 		bad("STATE_DIR", c.StateDir, "must name a folder")
-	} else if err := CheckMountPath(c.Path()); err != nil {
+	} else if err := CheckMountPath(c.State().Root()); err != nil {
 		// Its files are bind-mounted into the Ansible runner: the absolute path counts.
 		bad("STATE_DIR", c.StateDir, err.Error())
 	}
@@ -267,14 +268,8 @@ func readable(path string) error {
 // Remote reports whether the deploy goes to a given host instead of the local VM.
 func (c Config) Remote() bool { return c.TargetHost != "" }
 
-// Path joins elem onto the state folder, made absolute so that containers can mount it.
-func (c Config) Path(elem ...string) string {
-	dir, err := filepath.Abs(c.StateDir)
-	if err != nil {
-		dir = c.StateDir
-	}
-	return filepath.Join(append([]string{dir}, elem...)...)
-}
+// State is the state folder's layout, made absolute so that containers can mount it.
+func (c Config) State() state.Dir { return state.New(c.StateDir) }
 
 // Names lists every variable, in declaration order.
 func Names() []string {

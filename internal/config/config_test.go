@@ -113,7 +113,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 
 func TestPathIsAbsolute(t *testing.T) {
 	c := Config{StateDir: ".state"}
-	if p := c.Path("ssh", "known_hosts"); !filepath.IsAbs(p) || !strings.HasSuffix(p, ".state/ssh/known_hosts") {
+	if p := c.State().KnownHosts(); !filepath.IsAbs(p) || !strings.HasSuffix(p, ".state/ssh/known_hosts") {
 		t.Errorf("Path = %q, want an absolute path ending in .state/ssh/known_hosts", p)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/guestclock"
@@ -29,7 +31,6 @@ import (
 	"github.com/clock-app/clock/internal/verify"
 	"github.com/clock-app/clock/internal/vm"
 	"github.com/clock-app/clock/internal/vmimage"
-	"golang.org/x/crypto/ssh"
 )
 
 // Deployer runs the deploy steps for one configuration, from the repo at Root.
@@ -83,7 +84,7 @@ func (d *Deployer) keyPath() string {
 	case d.Cfg.VMKey != "":
 		return d.Cfg.VMKey
 	}
-	return d.Cfg.Path("ssh", sshx.KeyName)
+	return d.Cfg.State().Key()
 }
 
 // key loads the deploy key, generating ours when the user gave none.
@@ -91,7 +92,7 @@ func (d *Deployer) key() (*sshx.Key, error) {
 	if d.Cfg.Remote() || d.Cfg.VMKey != "" {
 		return sshx.LoadKey(d.keyPath())
 	}
-	return sshx.EnsureKey(d.Cfg.Path("ssh"))
+	return sshx.EnsureKey(d.Cfg.State().Key())
 }
 
 // baseImage is the VM's base disk: the user's, or the one vm:image builds for the suite.
@@ -99,7 +100,7 @@ func (d *Deployer) baseImage() string {
 	if d.Cfg.VMImage != "" {
 		return d.Cfg.VMImage
 	}
-	return d.Cfg.Path("vm", map[string]string{"bookworm": "debian12.img", "bullseye": "debian11.img"}[d.Cfg.VMSuite])
+	return d.Cfg.State().BaseImage(d.Cfg.VMSuite)
 }
 
 // VM returns the VM layer for this configuration; logf gets its progress lines.
@@ -111,7 +112,7 @@ func (d *Deployer) VM(logf func(string, ...any)) (*vm.VM, error) {
 		Accel:       d.Cfg.VMAccel,
 		MAC:         d.Cfg.VMMAC,
 		URI:         d.Cfg.LibvirtURI,
-		StateDir:    d.Cfg.Path(),
+		StateDir:    d.Cfg.State().Root(),
 		BaseImage:   d.baseImage(),
 		KeyPath:     d.keyPath(),
 		User:        d.Cfg.VMUser,
@@ -155,7 +156,7 @@ func (d *Deployer) Up(ctx context.Context) (string, error) {
 		return "", err
 	}
 	step := progress.Start(d.out(), "vm:up "+d.Cfg.VMName)
-	if err := vm.ReachableByQEMU(d.Cfg.LibvirtURI, d.Cfg.Path()); err != nil {
+	if err := vm.ReachableByQEMU(d.Cfg.LibvirtURI, d.Cfg.State().Root()); err != nil {
 		return "", step.Fail(err)
 	}
 	v, err := d.VM(step.Logf)
@@ -182,7 +183,7 @@ func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
 	if err != nil {
 		return sshx.Target{}, err
 	}
-	kh := d.Cfg.Path("ssh", "known_hosts")
+	kh := d.Cfg.State().KnownHosts()
 	if !d.Cfg.Remote() {
 		ip, err := d.Up(ctx)
 		if err != nil {
@@ -274,7 +275,7 @@ func (d *Deployer) prepare(ctx context.Context) (runnerImage string, err error) 
 	}
 	step := progress.Start(d.out(), "images: save for the target")
 	for _, s := range images.Services {
-		path, changed, err := images.Save(ctx, s, d.Meta.Version, d.Cfg.Path("images"))
+		path, changed, err := images.Save(ctx, s, d.Meta.Version, d.Cfg.State().Images())
 		if err != nil {
 			return "", step.Fail(err)
 		}
@@ -285,7 +286,7 @@ func (d *Deployer) prepare(ctx context.Context) (runnerImage string, err error) 
 	if err := d.buildClockctl(ctx); err != nil {
 		return "", step.Fail(err)
 	}
-	step.Done("%s", d.Cfg.Path("images"))
+	step.Done("%s", d.Cfg.State().Images())
 	return d.RunnerImage(ctx)
 }
 
@@ -346,7 +347,7 @@ func (d *Deployer) runner(image, socket string, step *progress.Step) ansible.Run
 	return ansible.Runner{
 		Image:       image,
 		ProjectDir:  filepath.Join(d.Root, "deploy", "ansible"),
-		StateDir:    d.Cfg.Path(),
+		StateDir:    d.Cfg.State().Root(),
 		AgentSocket: socket,
 		Output:      d.out(),
 		Progress:    stepWriter{s: step},
@@ -520,7 +521,7 @@ func (d *Deployer) existingTarget(ctx context.Context) (sshx.Target, error) {
 	if err != nil {
 		return sshx.Target{}, err
 	}
-	t := sshx.Target{User: d.Cfg.TargetUser, Signer: key.Signer, KnownHosts: d.Cfg.Path("ssh", "known_hosts")}
+	t := sshx.Target{User: d.Cfg.TargetUser, Signer: key.Signer, KnownHosts: d.Cfg.State().KnownHosts()}
 	if d.Cfg.Remote() {
 		t.Addr = net.JoinHostPort(d.Cfg.TargetHost, strconv.Itoa(d.Cfg.TargetPort))
 		return t, nil

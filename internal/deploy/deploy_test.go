@@ -12,6 +12,7 @@ import (
 	"github.com/clock-app/clock/internal/images"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/sshx"
+	"github.com/clock-app/clock/internal/state"
 )
 
 func testConfig(t *testing.T) config.Config {
@@ -102,7 +103,7 @@ func TestCommandLineHoldsNoKey(t *testing.T) {
 			t.Errorf("command line %q does not contain %q", line, want)
 		}
 	}
-	if strings.Contains(line, sshx.KeyName) {
+	if strings.Contains(line, state.KeyName) {
 		t.Errorf("command line %q mentions the private key file", line)
 	}
 }

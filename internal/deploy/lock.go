@@ -8,10 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/sshx"
-	"golang.org/x/crypto/ssh"
 )
 
 // unlockHint is how to clear a remote lock whose holder died; a local one cannot go stale.
@@ -22,7 +23,7 @@ const unlockHint = "wait for it, or if it is dead run: go run mage.go unlock"
 const releaseTimeout = 30 * time.Second
 
 // lockPath is this machine's deploy lock, in the state folder it guards.
-func (d *Deployer) lockPath() string { return d.Cfg.Path("deploy.lock") }
+func (d *Deployer) lockPath() string { return d.Cfg.State().DeployLock() }
 
 // locks are the deploy locks one mage target holds: this machine's from the start, the
 // target's once it is reachable.

@@ -19,12 +19,13 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/clock-app/clock/internal/ansible"
 	"github.com/clock-app/clock/internal/images"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/release"
 	"github.com/clock-app/clock/internal/sshx"
-	"golang.org/x/crypto/ssh"
 )
 
 // On the target: clockctl, where it is installed by the clock role, and the stamp of the last
@@ -39,7 +40,7 @@ const (
 // same source, so the playbook stamp changes only when clockctl does.
 func (d *Deployer) buildClockctl(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -buildid=",
-		"-o", d.Cfg.Path("images", ansible.Clockctl), "./deploy/clockctl")
+		"-o", d.Cfg.State().Image(ansible.Clockctl), "./deploy/clockctl")
 	cmd.Dir = d.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -70,7 +71,7 @@ func (d *Deployer) stamp() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile(d.Cfg.Path("images", ansible.Clockctl))
+	b, err := os.ReadFile(d.Cfg.State().Image(ansible.Clockctl))
 	if err != nil {
 		return "", err
 	}
@@ -89,7 +90,7 @@ func (d *Deployer) spec() (release.Spec, error) {
 		svc images.Service
 		img *release.Image
 	}{{images.API, &s.API}, {images.Web, &s.Web}} {
-		id, err := images.ArchiveImageID(d.Cfg.Path("images", x.svc.Archive()))
+		id, err := images.ArchiveImageID(d.Cfg.State().Image(x.svc.Archive()))
 		if err != nil {
 			return s, err
 		}
@@ -166,7 +167,7 @@ func (d *Deployer) shipImages(ctx context.Context, c *ssh.Client, t sshx.Target,
 		if have[x.img.ID] {
 			continue
 		}
-		f, err := os.Open(d.Cfg.Path("images", x.svc.Archive()))
+		f, err := os.Open(d.Cfg.State().Image(x.svc.Archive()))
 		if err != nil {
 			return n, err
 		}

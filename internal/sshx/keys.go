@@ -18,10 +18,6 @@ import (
 	"github.com/clock-app/clock/internal/fsx"
 )
 
-// KeyName is the file name of the generated deploy key inside its directory; the public half
-// is KeyName + ".pub".
-const KeyName = "id_ed25519"
-
 // Key is a loaded private key with the paths it came from.
 type Key struct {
 	Signer        ssh.Signer
@@ -30,12 +26,11 @@ type Key struct {
 	AuthorizedKey []byte // the public key in authorized_keys format, ending in a newline
 }
 
-// EnsureKey loads dir/id_ed25519, generating an ed25519 pair (OpenSSH private key, mode 0600,
-// and id_ed25519.pub) first when none exists. The directory is created with mode 0700.
-func EnsureKey(dir string) (*Key, error) {
-	priv := filepath.Join(dir, KeyName)
+// EnsureKey loads the private key at priv, generating an ed25519 pair (OpenSSH private key,
+// mode 0600, and priv + ".pub") first when none exists. Its folder is created with mode 0700.
+func EnsureKey(priv string) (*Key, error) {
 	if _, err := os.Stat(priv); errors.Is(err, fs.ErrNotExist) {
-		if err := generateKey(dir, priv); err != nil {
+		if err := generateKey(filepath.Dir(priv), priv); err != nil {
 			return nil, err
 		}
 	} else if err != nil {

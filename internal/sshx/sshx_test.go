@@ -23,8 +23,8 @@ import (
 )
 
 func TestEnsureKeyRoundTrip(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ssh")
-	k1, err := EnsureKey(dir)
+	key := filepath.Join(t.TempDir(), "ssh", "id_ed25519")
+	k1, err := EnsureKey(key)
 	if err != nil {
 		t.Fatalf("EnsureKey (generate): %v", err)
 	}
@@ -49,7 +49,7 @@ func TestEnsureKeyRoundTrip(t *testing.T) {
 		t.Errorf(".pub does not hold the private key's public half: %v", err)
 	}
 
-	k2, err := EnsureKey(dir)
+	k2, err := EnsureKey(key)
 	if err != nil {
 		t.Fatalf("EnsureKey (load): %v", err)
 	}
@@ -59,7 +59,7 @@ func TestEnsureKeyRoundTrip(t *testing.T) {
 
 	// A lost .pub is written back from the private key.
 	os.Remove(k1.PublicPath)
-	k3, err := EnsureKey(dir)
+	k3, err := EnsureKey(key)
 	if err != nil || k3.PublicPath == "" {
 		t.Fatalf("EnsureKey (no .pub) = %+v, %v", k3, err)
 	}
@@ -332,7 +332,7 @@ func newHostSigner(t testing.TB) ssh.Signer {
 
 func newClientKey(t testing.TB) ssh.Signer {
 	t.Helper()
-	k, err := EnsureKey(t.TempDir())
+	k, err := EnsureKey(filepath.Join(t.TempDir(), "id_ed25519"))
 	if err != nil {
 		t.Fatal(err)
 	}

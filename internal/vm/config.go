@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/state"
 )
 
 // Accelerations accepted in Config.Accel.
@@ -84,8 +85,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.StateDir, DefaultStateDir)
 	def(&c.User, DefaultUser)
 	def(&c.Template, DefaultTemplate)
-	def(&c.BaseImage, filepath.Join(c.StateDir, "vm", "debian12.img"))
-	def(&c.KeyPath, filepath.Join(c.StateDir, "ssh", "id_ed25519"))
+	def(&c.BaseImage, c.state().BaseImage("bookworm"))
+	def(&c.KeyPath, c.state().Key())
 	c.Accel = strings.ToLower(c.Accel)
 	if mac, err := config.NormalizeMAC(c.MAC); err == nil {
 		c.MAC = mac // Validate reports the bad ones
@@ -169,19 +170,16 @@ func (c Config) Validate() error {
 
 // Paths below the state folder (docs/DESIGN.md).
 
-func (c Config) vmDir() string          { return filepath.Join(c.StateDir, "vm") }
-func (c Config) overlayPath() string    { return filepath.Join(c.vmDir(), c.Name+".qcow2") }
-func (c Config) consoleLogPath() string { return filepath.Join(c.vmDir(), c.Name+".console.log") }
-func (c Config) renderedXMLPath() string {
-	return filepath.Join(c.vmDir(), c.Name+".xml")
-}
-func (c Config) accelProbePath() string { return filepath.Join(c.vmDir(), "accel-probe.json") }
-
-// unpinnedPath marks a VM disk made by vm:up whose host key was not pinned yet.
-func (c Config) unpinnedPath() string { return filepath.Join(c.vmDir(), c.Name+".unpinned") }
+func (c Config) state() state.Dir        { return state.Dir(c.StateDir) }
+func (c Config) vmDir() string           { return c.state().VM() }
+func (c Config) overlayPath() string     { return c.state().Overlay(c.Name) }
+func (c Config) consoleLogPath() string  { return c.state().ConsoleLog(c.Name) }
+func (c Config) renderedXMLPath() string { return c.state().DomainXML(c.Name) }
+func (c Config) accelProbePath() string  { return c.state().AccelProbe() }
+func (c Config) unpinnedPath() string    { return c.state().Unpinned(c.Name) }
 
 // KnownHostsPath is the known_hosts file the VM's host key is pinned in.
-func (c Config) KnownHostsPath() string { return filepath.Join(c.StateDir, "ssh", "known_hosts") }
+func (c Config) KnownHostsPath() string { return c.state().KnownHosts() }
 
 // ConsoleLogPath is the file the VM's serial console is logged to.
 func (c Config) ConsoleLogPath() string { return c.consoleLogPath() }

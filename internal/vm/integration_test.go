@@ -3,12 +3,12 @@ package vm
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clock-app/clock/internal/sshx"
+	"github.com/clock-app/clock/internal/state"
 	"github.com/clock-app/clock/internal/vmimage"
 )
 
@@ -30,13 +30,10 @@ func TestIntegrationUpSSHDestroy(t *testing.T) {
 	if stateDir == "" {
 		stateDir = "../../.state"
 	}
-	state, err := filepath.Abs(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := state.New(stateDir)
 	logf := func(format string, args ...any) { t.Logf(format, args...) }
 
-	key, err := sshx.EnsureKey(filepath.Join(state, "ssh"))
+	key, err := sshx.EnsureKey(dir.Key())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +42,7 @@ func TestIntegrationUpSSHDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	begin := time.Now()
-	built, err := vmimage.Build(ctx, vmimage.Options{Output: filepath.Join(state, "vm", "debian12.img"), PublicKey: pub, Logf: logf})
+	built, err := vmimage.Build(ctx, vmimage.Options{Output: dir.BaseImage("debian12.img"), PublicKey: pub, Logf: logf})
 	if err != nil {
 		t.Fatalf("image: %v", err)
 	}
@@ -55,7 +52,7 @@ func TestIntegrationUpSSHDestroy(t *testing.T) {
 	if accel == "" {
 		accel = AccelTCG
 	}
-	v, err := New(Config{StateDir: state, Accel: accel, Template: "../../deploy/libvirt/domain.xml.tmpl", Logf: logf})
+	v, err := New(Config{StateDir: dir.Root(), Accel: accel, Template: "../../deploy/libvirt/domain.xml.tmpl", Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func (s *sshOn) swap(hostKey ssh.Signer, client ssh.PublicKey) {
 
 func newSigner(t *testing.T) ssh.Signer {
 	t.Helper()
-	k, err := sshx.EnsureKey(t.TempDir())
+	k, err := sshx.EnsureKey(filepath.Join(t.TempDir(), "id_ed25519"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func newUpFixture(t *testing.T) (*VM, *fakeLibvirt, *sshx.Key, string) {
 	ip := fmt.Sprintf("127.0.%d.%d", rand.IntN(200)+20, rand.IntN(250)+2)
 	v, f := newFakeVM(t, AccelTCG, false)
 	v.cfg.BootTimeout = 30 * time.Second
-	key, err := sshx.EnsureKey(filepath.Dir(v.cfg.KeyPath))
+	key, err := sshx.EnsureKey(v.cfg.KeyPath)
 	if err != nil {
 		t.Fatal(err)
 	}

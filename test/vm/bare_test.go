@@ -30,11 +30,11 @@ func TestDeployBareHost(tt *testing.T) {
 	defer cancel()
 	d, _ := testDeployer(ctx, t, bareVMName, bareVMMAC, "")
 	cfg := d.Cfg
-	key, err := sshx.EnsureKey(cfg.Path("ssh"))
+	key, err := sshx.EnsureKey(cfg.State().Key())
 	if err != nil {
 		t.Fatal(err)
 	}
-	image := cfg.Path("vm", "debian12-minimal.img")
+	image := cfg.State().MinimalImage(cfg.VMSuite)
 	t0 := time.Now()
 	built, err := vmimage.Build(ctx, vmimage.Options{Output: image, PublicKey: key.AuthorizedKey, Packages: vmimage.MinimalPackages, Logf: t.Logf})
 	if err != nil {
@@ -67,7 +67,7 @@ func TestDeployBareHost(tt *testing.T) {
 	if _, err := verify.Clock(ctx, nil, "http://"+host, 5*time.Second); err != nil {
 		t.Errorf("the bare host does not serve the clock: %v", err)
 	}
-	target := sshx.Target{Addr: sum.Target, User: "root", Signer: key.Signer, KnownHosts: cfg.Path("ssh", "known_hosts")}
+	target := sshx.Target{Addr: sum.Target, User: "root", Signer: key.Signer, KnownHosts: cfg.State().KnownHosts()}
 	res, err := sshx.Run(ctx, target, "python3 -c 'import apt' && dpkg-query -W -f '${Status}' docker.io")
 	if err != nil {
 		t.Errorf("python3-apt and docker.io on the bare host: %v", err)

@@ -115,11 +115,11 @@ func TestDeployVM(tt *testing.T) {
 
 	// 4. Over SSH: every instance and pod non-root, read-only, restart policy; instances
 	// with CPU, stop timeout and GOMEMLIMIT.
-	key, err := sshx.LoadKey(filepath.Join(cfg.StateDir, "ssh", sshx.KeyName))
+	key, err := sshx.LoadKey(cfg.State().Key())
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := sshx.Target{Addr: first.Target, User: "root", Signer: key.Signer, KnownHosts: filepath.Join(cfg.StateDir, "ssh", "known_hosts")}
+	target := sshx.Target{Addr: first.Target, User: "root", Signer: key.Signer, KnownHosts: cfg.State().KnownHosts()}
 	checkHardening(ctx, t, target, cfg.Replicas)
 	checkHost(ctx, t, target)
 
@@ -277,7 +277,7 @@ func TestDeployVM(tt *testing.T) {
 	if slices.Contains(strings.Fields(string(out)), testVMName) {
 		t.Errorf("after vm:destroy virsh still lists %s", testVMName)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.StateDir, "vm", testVMName+".qcow2")); !os.IsNotExist(err) {
+	if _, err := os.Stat(cfg.State().Overlay(testVMName)); !os.IsNotExist(err) {
 		t.Errorf("after vm:destroy the overlay is still there (%v)", err)
 	}
 }
@@ -309,7 +309,7 @@ func testDeployer(ctx context.Context, t *vmT, name, mac, image string) (*deploy
 	cfg.VMName, cfg.VMMAC, cfg.VMAccel = name, mac, "tcg"
 	cfg.VMImage, cfg.VMKey, cfg.VMUser = "", "", "root"
 	if image != "" {
-		cfg.VMImage, cfg.VMKey = image, cfg.Path("ssh", sshx.KeyName)
+		cfg.VMImage, cfg.VMKey = image, cfg.State().Key()
 	}
 	cfg.TargetHost, cfg.HTTPPort = "", 80
 	cfg.Replicas, cfg.HealthTimeout, cfg.KeepReleases, cfg.Converge = 2, time.Minute, 3, "auto"
