@@ -41,11 +41,17 @@ var (
 		{"dnsmasq", "dnsmasq-base", "DHCP on libvirt's default network"},
 		{"qemu-system-x86_64", "qemu-system-x86", "running the VM"},
 		{"qemu-img", "qemu-utils", "the VM's overlay disk"},
+	}
+	// Image is what vm:image's recipe runs (internal/vmimage checks it before a build).
+	Image = []Tool{
 		{"mmdebstrap", "mmdebstrap", "building the Debian images offline"},
 		{"sfdisk", "fdisk", "partitioning the VM image"},
 		{"mkfs.ext4", "e2fsprogs", "formatting the VM image"},
 		{"partx", "util-linux", "the VM image's partition device"},
 		{"losetup", "mount", "the VM image's loop device"},
+		{"mount", "mount", "mounting the VM image"},
+		{"umount", "mount", "unmounting the VM image"},
+		{"chroot", "coreutils", "configuring the VM image"},
 	}
 	Browser = []Tool{{"chromium", "chromium", "the browser tests"}}
 	Bench   = []Tool{

@@ -27,7 +27,7 @@ func Setup(ctx context.Context, out io.Writer, e Env, opts Options) error {
 	step := progress.Start(out, "setup: host tools and daemons")
 	sets := [][]Tool{Build}
 	if opts.VM {
-		sets = append(sets, VM)
+		sets = append(sets, VM, Image)
 	}
 	if opts.Browser {
 		sets = append(sets, Browser)

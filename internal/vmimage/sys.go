@@ -15,35 +15,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// hostTools are the host programs the recipe runs, with the Debian package of each.
-var hostTools = map[string]string{
-	"mmdebstrap": "mmdebstrap",
-	"sfdisk":     "fdisk",
-	"losetup":    "mount",
-	"partx":      "util-linux",
-	"mkfs.ext4":  "e2fsprogs",
-	"mount":      "mount",
-	"umount":     "mount",
-	"chroot":     "coreutils",
-}
+	"github.com/clock-app/clock/internal/host"
+)
 
 // preflight checks for root and the host tools before anything is created.
 func preflight() error {
 	if os.Geteuid() != 0 {
 		return errors.New("vmimage: building the image needs root (loop devices and mounts): run the image target as root")
 	}
-	var missing, pkgs []string
-	for tool, pkg := range hostTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-			if !slices.Contains(pkgs, pkg) {
-				pkgs = append(pkgs, pkg)
-			}
+	tools, pkgs := host.Real("").Missing(host.Image)
+	if len(tools) > 0 {
+		var missing []string
+		for _, t := range tools {
+			missing = append(missing, t.Cmd)
 		}
-	}
-	if len(missing) > 0 {
 		slices.Sort(missing)
 		slices.Sort(pkgs)
 		return fmt.Errorf("vmimage: missing host tools %s: install them with apt-get install -y %s",
