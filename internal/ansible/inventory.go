@@ -25,8 +25,7 @@ const (
 // agent socket is handed to it alone.
 const RunnerUID = 1000
 
-// InventoryGroup is the group the playbooks run against; its group_vars live in
-// deploy/ansible/inventories/vm/group_vars/clock/.
+// InventoryGroup is the group the playbooks run against (deploy/ansible/inventories/vm).
 const InventoryGroup = "clock"
 
 // Target is the machine Ansible configures.
