@@ -1,3 +1,5 @@
+//go:build integration
+
 package vmimage
 
 import (
@@ -12,11 +14,11 @@ import (
 // TestSweepReleasesARealLeftover makes what an mmdebstrap killed mid-install leaves (the
 // image's root mounted on a loop device with proc, sys, dev/pts and dev/shm below it, the
 // .building file beside it) and checks that the next build's sweep releases all of it.
-// It mounts and attaches loop devices, so it runs only as root and when asked:
-// CLOCK_VMIMAGE_ROOT_TESTS=1 go test -run TestSweepReleasesARealLeftover ./internal/vmimage
+// It mounts and attaches loop devices, so it is in the integration tier (go run mage.go
+// test:e2e), which runs as root.
 func TestSweepReleasesARealLeftover(t *testing.T) {
-	if os.Getenv("CLOCK_VMIMAGE_ROOT_TESTS") != "1" || os.Geteuid() != 0 {
-		t.Skip("set CLOCK_VMIMAGE_ROOT_TESTS=1 and run as root: this test mounts filesystems and attaches a loop device")
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts filesystems and attaches a loop device: run the integration tier as root (go run mage.go test:e2e, as .ci/run does)")
 	}
 	ctx := context.Background()
 	image := filepath.Join(t.TempDir(), "debian12.img")

@@ -266,7 +266,19 @@ func TestDeployVM(tt *testing.T) {
 		t.Errorf("after stop the VM is %q (%v), want running", state, err)
 	}
 
-	// 7. vm:destroy leaves nothing defined.
+	// 7. vm:down shuts it down, a second vm:down has nothing to do, and vm:destroy leaves
+	// nothing defined.
+	t0 := time.Now()
+	if err := v.Down(ctx); err != nil {
+		t.Errorf("vm:down: %v", err)
+	}
+	if state, err := v.State(ctx); err != nil || state != vm.StateShutOff {
+		t.Errorf("after vm:down the VM is %q (%v), want shut off", state, err)
+	}
+	t.Logf("vm:down took %s", time.Since(t0).Round(100*time.Millisecond))
+	if err := v.Down(ctx); err != nil {
+		t.Errorf("vm:down of a VM that is off: %v", err)
+	}
 	if err := v.Destroy(ctx); err != nil {
 		t.Fatalf("vm:destroy: %v", err)
 	}
