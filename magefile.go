@@ -83,71 +83,49 @@ func deployer(ctx context.Context) (*deploy.Deployer, error) {
 	return &deploy.Deployer{Cfg: c, Root: root(), Out: os.Stdout, Meta: meta(ctx)}, nil
 }
 
-// Deploy builds the images, brings the VM up (unless CLOCK_TARGET_HOST is set), runs the playbook when the target needs it, switches to the new release with zero downtime and checks the clock from the host.
-func Deploy(ctx context.Context) error {
-	mg.CtxDeps(ctx, Setup)
+// withDeployer runs f on the deployer of the knobs: the preamble of every target below.
+func withDeployer(ctx context.Context, f func(*deploy.Deployer) error) error {
 	d, err := deployer(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = d.Deploy(ctx)
-	return err
+	return f(d)
+}
+
+// Deploy builds the images, brings the VM up (unless CLOCK_TARGET_HOST is set), runs the playbook when the target needs it, switches to the new release with zero downtime and checks the clock from the host.
+func Deploy(ctx context.Context) error {
+	mg.CtxDeps(ctx, Setup)
+	return withDeployer(ctx, func(d *deploy.Deployer) error { _, err := d.Deploy(ctx); return err })
 }
 
 // Stop drains and removes every clock container and network on the target; the VM, the images and the releases stay.
 func Stop(ctx context.Context) error {
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = d.Stop(ctx)
-	return err
+	return withDeployer(ctx, func(d *deploy.Deployer) error { _, err := d.Stop(ctx); return err })
 }
 
 // Rollback makes the previous release (or CLOCK_RELEASE=<version>) live again with the same zero-downtime switch, building nothing.
 func Rollback(ctx context.Context) error {
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = d.Rollback(ctx)
-	return err
+	return withDeployer(ctx, func(d *deploy.Deployer) error { _, err := d.Rollback(ctx); return err })
 }
 
 // Releases lists the releases kept on the target: version, config hash, when, by whom, and state (live, previous, failed).
 func Releases(ctx context.Context) error {
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	return d.Releases(ctx)
+	return withDeployer(ctx, func(d *deploy.Deployer) error { return d.Releases(ctx) })
 }
 
 // Unlock clears a deploy lock on the target that a dead deploy left, after printing its holder.
 func Unlock(ctx context.Context) error {
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	return d.Unlock(ctx)
+	return withDeployer(ctx, func(d *deploy.Deployer) error { return d.Unlock(ctx) })
 }
 
 // Status prints the VM's state and address, the containers' health and versions, and the URL.
 func Status(ctx context.Context) error {
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	return d.Status(ctx)
+	return withDeployer(ctx, func(d *deploy.Deployer) error { return d.Status(ctx) })
 }
 
 // Logs prints the last 100 lines of each instance's log.
 func Logs(ctx context.Context) error {
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	return d.Logs(ctx, 100)
+	return withDeployer(ctx, func(d *deploy.Deployer) error { return d.Logs(ctx, 100) })
 }
 
 // VM groups the targets of the local VM.
@@ -156,22 +134,13 @@ type VM mg.Namespace
 // Image builds the Debian 12 base image offline with mmdebstrap (cached; skipped with CLOCK_VM_IMAGE).
 func (VM) Image(ctx context.Context) error {
 	mg.CtxDeps(ctx, Setup)
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	return d.Image(ctx)
+	return withDeployer(ctx, func(d *deploy.Deployer) error { return d.Image(ctx) })
 }
 
-// Up defines and boots the VM on a qcow2 overlay, waits for SSH and pins its host key.
+// Up builds the base image when needed (vm:image), then defines and boots the VM on a qcow2 overlay, waits for SSH and pins its host key.
 func (VM) Up(ctx context.Context) error {
 	mg.CtxDeps(ctx, Setup)
-	d, err := deployer(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = d.Up(ctx)
-	return err
+	return withDeployer(ctx, func(d *deploy.Deployer) error { _, err := d.Up(ctx); return err })
 }
 
 // Down shuts the VM down (forced off after a bounded wait).
@@ -312,7 +281,7 @@ func (Test) Unit(ctx context.Context) error {
 	return nil
 }
 
-// E2e builds both images from their Dockerfiles with testcontainers-go and tests them together, in a browser too; then the release switch and its Engine API client on this machine's Docker.
+// E2e runs the integration tier (build tag integration): both images from their Dockerfiles with testcontainers-go, together and in a browser; the release switch and its Engine API client on this machine's Docker; the runner image; the image builder's leftover sweep.
 func (Test) E2e(ctx context.Context) error {
 	mg.CtxDeps(ctx, Build)
 	if err := gotool.Go(ctx, os.Stdout, root(), "test/e2e", testcontainersEnv(), "test", "-count=1", "-timeout=20m", "./..."); err != nil {
