@@ -330,21 +330,24 @@ func parseFormat(f string) (*template.Template, error) {
 }
 
 // psRow is one container of docker ps, with the methods its --format templates call.
-type psRow struct {
-	Names_  []string          `json:"Names"`
-	Labels_ map[string]string `json:"Labels"`
-	State_  string            `json:"State"`
+type psRow struct{ c psContainer }
+
+// psContainer is what GET /containers/json says of one container.
+type psContainer struct {
+	Names  []string
+	Labels map[string]string
+	State  string
 }
 
 func (r psRow) Names() string {
 	var ns []string
-	for _, n := range r.Names_ {
+	for _, n := range r.c.Names {
 		ns = append(ns, strings.TrimPrefix(n, "/"))
 	}
 	return strings.Join(ns, ",")
 }
-func (r psRow) Label(k string) string { return r.Labels_[k] }
-func (r psRow) State() string         { return r.State_ }
+func (r psRow) Label(k string) string { return r.c.Labels[k] }
+func (r psRow) State() string         { return r.c.State }
 
 // ps is docker ps --all --filter label=K --format TEMPLATE.
 func (s *Socket) ps(ctx context.Context, args []string) (string, error) {
@@ -360,13 +363,13 @@ func (s *Socket) ps(ctx context.Context, args []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var rows []psRow
+	var rows []psContainer
 	if err := json.Unmarshal(out, &rows); err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	for _, r := range rows {
-		if err := tpl.Execute(&b, r); err != nil {
+		if err := tpl.Execute(&b, psRow{r}); err != nil {
 			return b.String(), err
 		}
 		b.WriteByte('\n')
