@@ -541,10 +541,11 @@ func parseRun(args []string) (runRequest, error) {
 		// No test of its own: the image's check, as docker run keeps it.
 		cfg["Healthcheck"] = health
 	}
-	for k, v := range map[string]any{"CapDrop": capDrop, "SecurityOpt": secOpt} {
-		if v.([]string) != nil {
-			host[k] = v
-		}
+	if capDrop != nil {
+		host["CapDrop"] = capDrop
+	}
+	if secOpt != nil {
+		host["SecurityOpt"] = secOpt
 	}
 	if len(sysctls) > 0 {
 		host["Sysctls"] = sysctls
@@ -552,17 +553,14 @@ func parseRun(args []string) (runRequest, error) {
 	if network != "" {
 		host["NetworkMode"] = network
 	}
-	body := map[string]any{"HostConfig": host}
-	for k, v := range cfg {
-		body[k] = v
-	}
+	cfg["HostConfig"] = host
 	if alias != "" {
 		if network == "" || strings.HasPrefix(network, "container:") {
 			return runRequest{}, fmt.Errorf("run: --network-alias needs a named --network")
 		}
-		body["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{network: map[string]any{"Aliases": []string{alias}}}}
+		cfg["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{network: map[string]any{"Aliases": []string{alias}}}}
 	}
-	return runRequest{name: name, body: body}, nil
+	return runRequest{name: name, body: cfg}, nil
 }
 
 // publish adds --publish [IP:]HOST:CONTAINER (tcp) to the create request.

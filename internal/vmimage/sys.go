@@ -24,7 +24,7 @@ func preflight() error {
 	if os.Geteuid() != 0 {
 		return errors.New("vmimage: building the image needs root (loop devices and mounts): run the image target as root")
 	}
-	tools, pkgs := host.Real("").Missing(host.Image)
+	tools, pkgs := host.Env{LookPath: host.LookPath}.Missing(host.Image)
 	if len(tools) > 0 {
 		var missing []string
 		for _, t := range tools {
