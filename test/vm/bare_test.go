@@ -34,6 +34,7 @@ func TestDeployBareHost(tt *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Step("the minimal image: Debian without Python or Docker")
 	image := cfg.State().MinimalImage(cfg.VMSuite)
 	t0 := time.Now()
 	built, err := vmimage.Build(ctx, vmimage.Options{Output: image, PublicKey: key.AuthorizedKey, Packages: vmimage.MinimalPackages, Logf: t.Logf})
@@ -55,6 +56,7 @@ func TestDeployBareHost(tt *testing.T) {
 		}
 	})
 
+	t.Step("cold deploy to a bare host")
 	sum, err := d.Deploy(ctx)
 	if err != nil {
 		t.Fatalf("deploy to the bare host: %v", err)

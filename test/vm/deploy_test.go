@@ -44,7 +44,8 @@ func TestDeployVM(tt *testing.T) {
 	d, v := testDeployer(ctx, t, testVMName, testVMMAC, "")
 	root, cfg := d.Root, d.Cfg
 
-	// 1. The image (cached across runs), then a fresh VM: whatever an earlier run left goes.
+	// The image (cached across runs), then a fresh VM: whatever an earlier run left goes.
+	t.Step("the base image and a fresh VM")
 	if err := d.Image(ctx); err != nil {
 		t.Fatalf("vm:image: %v", err)
 	}
@@ -60,9 +61,10 @@ func TestDeployVM(tt *testing.T) {
 		}
 	})
 
-	// 2. A deploy as a user runs it, interrupted with Ctrl-C halfway through Ansible, then the
+	// A deploy as a user runs it, interrupted with Ctrl-C halfway through Ansible, then the
 	// deploy under TCG that must finish what it left: Docker restarted with daemon.json,
 	// dpkg whole, no runner container left.
+	t.Step("first deploy, after one interrupted with Ctrl-C")
 	interruptDeploy(ctx, t, root, cfg)
 	first, err := d.Deploy(ctx)
 	if err != nil {
@@ -76,7 +78,8 @@ func TestDeployVM(tt *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 3. From the host: the page and /clock on port 80, and the API's port closed.
+	// From the host: the page and /clock on port 80, and the API's port closed.
+	t.Step("the clock from the host")
 	r, err := verify.Clock(ctx, nil, "http://"+host, 5*time.Second)
 	if err != nil {
 		t.Errorf("check from the host: %v", err)
@@ -97,7 +100,8 @@ func TestDeployVM(tt *testing.T) {
 		}
 	}
 
-	// 3b. From the host, only SSH and the clock answer: every TCP port and the common UDP ones.
+	// From the host, only SSH and the clock answer: every TCP port and the common UDP ones.
+	t.Step("port scan from the host")
 	scan := scanTCP(ctx, host)
 	t.Logf("TCP scan of ports 1-65535 of %s: open %v, %d refused, %d no answer in %s; took %s",
 		host, scan.Open, scan.Refused, scan.Filtered, scanTimeout, scan.Took.Round(time.Second))
@@ -113,8 +117,9 @@ func TestDeployVM(tt *testing.T) {
 		}
 	}
 
-	// 4. Over SSH: every instance and pod non-root, read-only, restart policy; instances
+	// Over SSH: every instance and pod non-root, read-only, restart policy; instances
 	// with CPU, stop timeout and GOMEMLIMIT.
+	t.Step("hardening over SSH")
 	key, err := sshx.LoadKey(cfg.State().Key())
 	if err != nil {
 		t.Fatal(err)
@@ -123,11 +128,13 @@ func TestDeployVM(tt *testing.T) {
 	checkHardening(ctx, t, target, cfg.Replicas)
 	checkHost(ctx, t, target)
 
-	// 5. With a poller on the host sending 20 GET /clock a second through every step: the
+	// With a poller on the host sending 20 GET /clock a second through every step: the
 	// release steps of issue #9, each with its failed requests.
+	t.Step("releases under a poller")
 	base := "http://" + host
 	stepRun := func(name string, limit time.Duration, f func() error) time.Duration {
 		t.Helper()
+		t.Step(name)
 		p := verify.Poll(base, 4, 200*time.Millisecond)
 		t0 := time.Now()
 		err := f()
@@ -190,6 +197,7 @@ func TestDeployVM(tt *testing.T) {
 	})
 	liveVersion(ctx, t, target, firstVersion, cfg.Replicas)
 	d.Meta.Version = firstVersion // what is live again: later deploys change nothing of it
+	t.Step("releases lists what the steps left")
 	var rel bytes.Buffer
 	d.Out = &rel
 	if err := d.Releases(ctx); err != nil {
@@ -202,11 +210,13 @@ func TestDeployVM(tt *testing.T) {
 			t.Errorf("releases lack %q", want)
 		}
 	}
+	t.Step("kill -9 of one instance of each service")
 	killOneOfEach(ctx, t, target, base)
 
-	// 5b. A package dpkg did not finish configuring, as a killed run can leave (zstd: it has
+	// A package dpkg did not finish configuring, as a killed run can leave (zstd: it has
 	// no maintainer scripts, so configuring it costs nothing): the probe sees it, and the
 	// playbook repairs it while the live release keeps serving.
+	t.Step("repair of a half-configured dpkg")
 	if _, err := sshx.Run(ctx, target, "sed -i '/^Package: zstd$/,/^$/ s/^Status: install ok installed$/Status: install ok half-configured/' /var/lib/dpkg/status"+
 		" && dpkg --audit | grep -q zstd"); err != nil {
 		t.Fatalf("half-configuring zstd over SSH: %v", err)
@@ -222,8 +232,9 @@ func TestDeployVM(tt *testing.T) {
 		t.Errorf("after the repairing deploy dpkg --audit says %q (%v), want nothing", res.Stdout, err)
 	}
 
-	// 5c. Another operator's deploy holds the target's lock: deploy, rollback and stop refuse
+	// Another operator's deploy holds the target's lock: deploy, rollback and stop refuse
 	// at once, name the holder, and the clock keeps serving.
+	t.Step("another operator holds the lock")
 	remote := lock.Remote{Run: sshCommand{target}, Where: host, Path: lock.RemotePath}
 	other := lock.Holder{Who: "ops@other-machine", PID: 4123, Target: "deploy", Since: time.Now().UTC().Truncate(time.Second)}
 	if err := remote.Take(ctx, other); err != nil {
@@ -251,11 +262,13 @@ func TestDeployVM(tt *testing.T) {
 		t.Fatalf("clearing the other operator's lock: holder %v, cleared %v, %v", holder, cleared, err)
 	}
 
-	// 5d. virsh reboot: the clock serves again with no manual step.
+	// virsh reboot: the clock serves again with no manual step.
+	t.Step("virsh reboot")
 	rebootAndWait(ctx, t, cfg, host)
 	liveVersion(ctx, t, target, firstVersion, cfg.Replicas)
 
-	// 6. stop stops the serving and leaves the VM running.
+	// Stop stops the serving and leaves the VM running.
+	t.Step("stop")
 	if _, err := d.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -266,8 +279,9 @@ func TestDeployVM(tt *testing.T) {
 		t.Errorf("after stop the VM is %q (%v), want running", state, err)
 	}
 
-	// 7. vm:down shuts it down, a second vm:down has nothing to do, and vm:destroy leaves
+	// vm:down shuts it down, a second vm:down has nothing to do, and vm:destroy leaves
 	// nothing defined.
+	t.Step("vm:down and vm:destroy")
 	t0 := time.Now()
 	if err := v.Down(ctx); err != nil {
 		t.Errorf("vm:down: %v", err)

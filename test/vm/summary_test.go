@@ -15,6 +15,7 @@ import (
 type vmT struct {
 	*testing.T
 	mu     sync.Mutex
+	step   string // the step under way (Step), in front of each kept failure
 	failed []string
 }
 
@@ -25,15 +26,34 @@ func summarized(t *testing.T) *vmT {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		if len(v.failed) > 0 {
-			t.Logf("%s: %d failure(s), in order:\n  - %s", t.Name(), len(v.failed), strings.Join(v.failed, "\n  - "))
+			lines := make([]string, len(v.failed))
+			for i, f := range v.failed {
+				lines[i] = oneLine(f)
+			}
+			// The first failure is usually the cause of the others, and the one a short tail
+			// must not lose: it comes again last.
+			t.Logf("%s: %d failure(s), in order:\n  - %s\nfirst failure: %s", t.Name(), len(v.failed), strings.Join(lines, "\n  - "), lines[0])
 		}
 	})
 	return v
 }
 
+// Step names the part of the test that follows, in the output and in front of each of its
+// failures in the summary.
+func (v *vmT) Step(name string) {
+	v.T.Helper()
+	v.mu.Lock()
+	v.step = name
+	v.mu.Unlock()
+	v.T.Logf("--- step: %s", name)
+}
+
 func (v *vmT) keep(msg string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.step != "" {
+		msg = "[" + v.step + "] " + msg
+	}
 	v.failed = append(v.failed, msg)
 }
 
@@ -56,4 +76,14 @@ func (v *vmT) Fatal(args ...any) {
 	msg := fmt.Sprint(args...)
 	v.keep(msg)
 	v.T.Fatal(msg)
+}
+
+// oneLine folds a failure onto one line of at most 400 bytes, so that the summary of many
+// failures still fits in the tail CI keeps.
+func oneLine(msg string) string {
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > 400 {
+		msg = msg[:400] + "..."
+	}
+	return msg
 }
