@@ -117,6 +117,10 @@ func (s Settings) instanceArgs(spec Spec, h string, svc Service, n int) []string
 	return append(args, spec.Image(svc).ID)
 }
 
+// webDialTimeout is clock-web's PROXY_DIAL_TIMEOUT on the target: well under its
+// PROXY_TIMEOUT (5s), which still bounds the whole exchange.
+const webDialTimeout = "2s"
+
 // env is an instance's environment: the spec's settings of the service, then what the
 // engine owns (ports, the API's address, port sharing, GOMEMLIMIT), sorted.
 func (s Settings) env(spec Spec, svc Service) []string {
@@ -134,6 +138,13 @@ func (s Settings) env(spec Spec, svc Service) []string {
 		}
 		vars["CLOCK_WEB_PORT"] = strconv.Itoa(s.WebListenPort)
 		vars["CLOCK_WEB_API_URL"] = fmt.Sprintf("http://%s:%d", apiHost, s.APIPort)
+		// A dial to the API is a lookup in Docker's embedded DNS (served by dockerd) and a
+		// connect to the API pod on the same host: a dead API is refused at once, so the
+		// dial's bound only decides how much of a busy moment it rides out. On a TCG guest,
+		// dockerd running four health checks at once answered a new connection's lookup
+		// after clock-web's default 500ms: one 502 in 1,505 requests in test:vm, and a new
+		// release refused at its end-to-end check in another run.
+		vars["CLOCK_WEB_PROXY_DIAL_TIMEOUT"] = webDialTimeout
 		vars["CLOCK_WEB_REUSE_PORT"] = "true"
 	}
 	vars["GOMEMLIMIT"] = l.GoMemLimit

@@ -50,7 +50,7 @@ func TestSettingsInstanceArgs(t *testing.T) {
 			[]string{"CLOCK_API_REUSE_PORT=true", "CLOCK_API_PORT=8090", "GOMEMLIMIT=200MiB", "CLOCK_API_LOG_LEVEL=info", "CLOCK_API_TZ=UTC"},
 			[]string{"CLOCK_WEB_"}},
 		{Web, webID, "128m", "0.125", "32",
-			[]string{"CLOCK_WEB_REUSE_PORT=true", "CLOCK_WEB_PORT=8081", "CLOCK_WEB_API_URL=http://clock-api:8090", "GOMEMLIMIT=100MiB", "CLOCK_WEB_TITLE=Clock"},
+			[]string{"CLOCK_WEB_REUSE_PORT=true", "CLOCK_WEB_PORT=8081", "CLOCK_WEB_API_URL=http://clock-api:8090", "CLOCK_WEB_PROXY_DIAL_TIMEOUT=2s", "GOMEMLIMIT=100MiB", "CLOCK_WEB_TITLE=Clock"},
 			[]string{"CLOCK_API_"}},
 	} {
 		what := string(tt.svc) + " instance"
