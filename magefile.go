@@ -23,6 +23,7 @@ import (
 	"github.com/clock-app/clock/internal/gotool"
 	"github.com/clock-app/clock/internal/host"
 	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/localvm"
 	"github.com/clock-app/clock/internal/vm"
 )
 
@@ -134,71 +135,79 @@ type VM mg.Namespace
 // Image builds the Debian 12 base image offline with mmdebstrap (cached; skipped with CLOCK_VM_IMAGE).
 func (VM) Image(ctx context.Context) error {
 	mg.CtxDeps(ctx, Setup)
-	return withDeployer(ctx, func(d *deploy.Deployer) error { return d.Image(ctx) })
+	c, err := localKnobs()
+	if err != nil {
+		return err
+	}
+	return localvm.Image(ctx, c, os.Stdout)
 }
 
-// Up builds the base image when needed (vm:image), then defines and boots the VM on a qcow2 overlay, waits for SSH and pins its host key.
+// Up defines and boots the VM on a qcow2 overlay of the base image (vm:image first), waits for SSH and pins its host key.
 func (VM) Up(ctx context.Context) error {
-	mg.CtxDeps(ctx, Setup)
-	return withDeployer(ctx, func(d *deploy.Deployer) error { _, err := d.Up(ctx); return err })
+	mg.SerialCtxDeps(ctx, Setup, VM.Image)
+	c, err := localKnobs()
+	if err != nil {
+		return err
+	}
+	_, err = localvm.Up(ctx, c, root(), os.Stdout)
+	return err
 }
 
 // Down shuts the VM down (forced off after a bounded wait).
 func (VM) Down(ctx context.Context) error {
-	v, err := localVM(ctx)
-	if err != nil {
-		return err
-	}
-	return v.Down(ctx)
+	return withVM(func(v *vm.VM) error { return v.Down(ctx) })
 }
 
 // Destroy stops and undefines the VM and removes its overlay: the next vm:up starts clean.
 func (VM) Destroy(ctx context.Context) error {
-	v, err := localVM(ctx)
-	if err != nil {
-		return err
-	}
-	return v.Destroy(ctx)
+	return withVM(func(v *vm.VM) error { return v.Destroy(ctx) })
 }
 
 // IP prints the VM's address from the DHCP leases.
 func (VM) IP(ctx context.Context) error {
-	v, err := localVM(ctx)
-	if err != nil {
+	return withVM(func(v *vm.VM) error {
+		ip, err := v.IP(ctx)
+		if err == nil {
+			fmt.Println(ip)
+		}
 		return err
-	}
-	ip, err := v.IP(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Println(ip)
-	return nil
+	})
 }
 
 // SSH opens a shell on the VM as root, checking the pinned host key.
 func (VM) SSH(ctx context.Context) error {
-	v, err := localVM(ctx)
-	if err != nil {
-		return err
-	}
-	argv, err := v.SSHCommand(ctx)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	return cmd.Run()
+	return withVM(func(v *vm.VM) error {
+		argv, err := v.SSHCommand(ctx)
+		if err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		return cmd.Run()
+	})
 }
 
-func localVM(ctx context.Context) (*vm.VM, error) {
-	d, err := deployer(ctx)
+// localKnobs are the knobs of a vm:* target, which refuses a given host.
+func localKnobs() (config.Config, error) {
+	c, err := knobs()
+	if err == nil && c.Remote() {
+		err = localvm.ErrRemote
+	}
+	return c, err
+}
+
+// withVM runs f on the local VM of the knobs: the preamble of vm:down, vm:destroy, vm:ip
+// and vm:ssh.
+func withVM(f func(*vm.VM) error) error {
+	c, err := localKnobs()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if d.Cfg.Remote() {
-		return nil, fmt.Errorf("CLOCK_TARGET_HOST is set: the vm targets manage the local VM only")
+	v, err := localvm.Open(c, root(), func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) })
+	if err != nil {
+		return err
 	}
-	return d.VM(func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) })
+	return f(v)
 }
 
 // Config prints every CLOCK_* variable with its effective value, default and meaning; a bad value fails with exit code 2.

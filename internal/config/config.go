@@ -271,6 +271,28 @@ func (c Config) Remote() bool { return c.TargetHost != "" }
 // State is the state folder's layout, made absolute so that containers can mount it.
 func (c Config) State() state.Dir { return state.New(c.StateDir) }
 
+// DeployKey is the private key deploys log in with: the user's for a given host
+// (CLOCK_TARGET_KEY) or their own image (CLOCK_VM_KEY), else ours in the state folder, which
+// is generated when missing (generate). sshx.OpenKey takes both results.
+func (c Config) DeployKey() (path string, generate bool) {
+	switch {
+	case c.Remote():
+		return c.TargetKey, false
+	case c.VMKey != "":
+		return c.VMKey, false
+	}
+	return c.State().Key(), true
+}
+
+// BaseImage is the local VM's base disk: the user's (CLOCK_VM_IMAGE), or the one vm:image
+// builds for CLOCK_VM_SUITE.
+func (c Config) BaseImage() string {
+	if c.VMImage != "" {
+		return c.VMImage
+	}
+	return c.State().BaseImage(c.VMSuite)
+}
+
 // Names lists every variable, in declaration order.
 func Names() []string {
 	var names []string

@@ -118,6 +118,28 @@ func TestPathIsAbsolute(t *testing.T) {
 	}
 }
 
+func TestDeployKeyAndBaseImage(t *testing.T) {
+	c := Config{StateDir: t.TempDir(), VMSuite: "bookworm"}
+	if path, generate := c.DeployKey(); path != filepath.Join(c.StateDir, "ssh", "id_ed25519") || !generate {
+		t.Errorf("DeployKey with no key given = %q, %v; want ours in the state folder, generated", path, generate)
+	}
+	if got := c.BaseImage(); got != filepath.Join(c.StateDir, "vm", "debian12.img") {
+		t.Errorf("BaseImage for bookworm = %q, want vm/debian12.img in the state folder", got)
+	}
+	c.VMSuite = "bullseye"
+	if got := filepath.Base(c.BaseImage()); got != "debian11.img" {
+		t.Errorf("BaseImage for bullseye = %q, want debian11.img", got)
+	}
+	c.VMImage, c.VMKey = "/srv/debian10-ssh.img", "/srv/rsa"
+	if path, generate := c.DeployKey(); c.BaseImage() != "/srv/debian10-ssh.img" || path != "/srv/rsa" || generate {
+		t.Errorf("with the user's image: BaseImage %q, DeployKey %q %v; want theirs, never generated", c.BaseImage(), path, generate)
+	}
+	c.TargetHost, c.TargetKey = "192.0.2.7", "/srv/host-key"
+	if path, generate := c.DeployKey(); path != "/srv/host-key" || generate {
+		t.Errorf("DeployKey with a target host = %q, %v; want its key, never generated", path, generate)
+	}
+}
+
 // TestREADMEListsEveryKnob keeps the README's table honest: a knob added here must be
 // documented there.
 func TestREADMEListsEveryKnob(t *testing.T) {

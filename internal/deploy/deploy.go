@@ -1,9 +1,9 @@
-// Package deploy puts the pieces in order: images, the target (the local VM, or a given
-// host), Ansible in its container, the release, and the check from the host (docs/DESIGN.md,
-// Flow). deploy.go is that sequence; the files beside it hold its steps: vmlayer.go the VM,
-// runner.go the playbook run, release.go the probe and the release, lock.go the locks and the
-// connection, existing.go stop, rollback and releases, status.go status and logs. The
-// magefile's targets are one call each into this package.
+// Package deploy puts the pieces in order: images, the target (the local VM through package
+// localvm, or a given host), Ansible in its container, the release, and the check from the
+// host (docs/DESIGN.md, Flow). deploy.go is that sequence; the files beside it hold its
+// steps: runner.go the playbook run, release.go the probe and the release, lock.go the locks
+// and the connection, existing.go stop, rollback and releases, status.go status and logs.
+// The magefile's targets that deploy are one call each into this package.
 package deploy
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/guestclock"
 	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/localvm"
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/release"
@@ -66,6 +67,9 @@ func (s Summary) Changed() int {
 	return n
 }
 
+// key loads the deploy key, generating ours when the user gave none.
+func (d *Deployer) key() (*sshx.Key, error) { return sshx.OpenKey(d.Cfg.DeployKey()) }
+
 func (d *Deployer) out() io.Writer {
 	if d.Out == nil {
 		return os.Stdout
@@ -82,7 +86,10 @@ func (d *Deployer) target(ctx context.Context) (sshx.Target, error) {
 	}
 	kh := d.Cfg.State().KnownHosts()
 	if !d.Cfg.Remote() {
-		ip, err := d.Up(ctx)
+		if err := localvm.Image(ctx, d.Cfg, d.out()); err != nil {
+			return sshx.Target{}, err
+		}
+		ip, err := localvm.Up(ctx, d.Cfg, d.Root, d.out())
 		if err != nil {
 			return sshx.Target{}, err
 		}

@@ -24,29 +24,6 @@ func testConfig(t *testing.T) config.Config {
 	}
 }
 
-func TestKeyAndImageChoice(t *testing.T) {
-	c := testConfig(t)
-	d := &Deployer{Cfg: c}
-	if got, want := d.keyPath(), filepath.Join(c.StateDir, "ssh", "id_ed25519"); got != want {
-		t.Errorf("keyPath with no key given = %q, want the generated %q", got, want)
-	}
-	if got := d.baseImage(); filepath.Base(got) != "debian12.img" {
-		t.Errorf("baseImage for bookworm = %q, want debian12.img", got)
-	}
-	d.Cfg.VMSuite = "bullseye"
-	if got := d.baseImage(); filepath.Base(got) != "debian11.img" {
-		t.Errorf("baseImage for bullseye = %q, want debian11.img", got)
-	}
-	d.Cfg.VMImage, d.Cfg.VMKey = "/srv/debian10-ssh.img", "/srv/rsa"
-	if d.baseImage() != "/srv/debian10-ssh.img" || d.keyPath() != "/srv/rsa" {
-		t.Errorf("with the user's image: baseImage %q keyPath %q, want theirs", d.baseImage(), d.keyPath())
-	}
-	d.Cfg.TargetHost, d.Cfg.TargetKey = "192.0.2.7", "/srv/host-key"
-	if d.keyPath() != "/srv/host-key" {
-		t.Errorf("keyPath with a target host = %q, want its key", d.keyPath())
-	}
-}
-
 func TestKeyIsGeneratedOnce(t *testing.T) {
 	d := &Deployer{Cfg: testConfig(t)}
 	k1, err := d.key()
@@ -62,23 +39,6 @@ func TestKeyIsGeneratedOnce(t *testing.T) {
 	}
 	if st, err := os.Stat(k1.PrivatePath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("private key mode = %v (%v), want 0600", st.Mode().Perm(), err)
-	}
-}
-
-func TestVMConfigFromKnobs(t *testing.T) {
-	c := testConfig(t)
-	c.VMName, c.VMMemoryMiB, c.VMVCPUs = "clock-dev", 2048, 2
-	d := &Deployer{Cfg: c, Root: "/repo"}
-	v, err := d.VM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := v.Config()
-	if got.Name != "clock-dev" || got.MemoryMiB != 2048 || got.VCPUs != 2 || got.MAC != c.VMMAC || got.Accel != "tcg" {
-		t.Errorf("vm.Config = %+v, want the knobs carried over", got)
-	}
-	if got.Template != "/repo/deploy/libvirt/domain.xml.tmpl" {
-		t.Errorf("Template = %q, want the repo's", got.Template)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/internal/ansible"
+	"github.com/clock-app/clock/internal/localvm"
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/release"
@@ -29,7 +30,7 @@ func (d *Deployer) existingTarget(ctx context.Context) (sshx.Target, error) {
 		t.Addr = net.JoinHostPort(d.Cfg.TargetHost, strconv.Itoa(d.Cfg.TargetPort))
 		return t, nil
 	}
-	v, err := d.VM(func(string, ...any) {})
+	v, err := localvm.Open(d.Cfg, d.Root, nil)
 	if err != nil {
 		return t, err
 	}

@@ -82,7 +82,8 @@ func (d *Deployer) agent() (socket string, stop func() error, err error) {
 	if err := config.CheckMountPath(d.Root); err != nil {
 		return "", nil, fmt.Errorf("the repository's path %q %v (the runner mounts deploy/ansible from it)", d.Root, err)
 	}
-	socket, stop, err = sshx.AgentConfig{ClientUID: ansible.RunnerUID}.StartFromFile(d.keyPath())
+	keyPath, _ := d.Cfg.DeployKey()
+	socket, stop, err = sshx.AgentConfig{ClientUID: ansible.RunnerUID}.StartFromFile(keyPath)
 	if err != nil {
 		return "", nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clock-app/clock/internal/localvm"
 	"github.com/clock-app/clock/internal/verify"
 	"github.com/clock-app/clock/internal/vm"
 )
@@ -19,7 +20,7 @@ import (
 func (d *Deployer) Status(ctx context.Context) error {
 	w := d.out()
 	if !d.Cfg.Remote() {
-		v, err := d.VM(func(string, ...any) {})
+		v, err := localvm.Open(d.Cfg, d.Root, nil)
 		if err != nil {
 			return err
 		}

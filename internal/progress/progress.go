@@ -9,6 +9,18 @@ import (
 	"time"
 )
 
+// Func receives the progress lines of a long piece of work, formatted as by fmt.Printf:
+// the one type every package takes them as (Step.Printf and Step.Logf are two). Printf on a
+// nil Func discards the line.
+type Func func(format string, args ...any)
+
+// Printf passes a line to f, if there is an f.
+func (f Func) Printf(format string, args ...any) {
+	if f != nil {
+		f(format, args...)
+	}
+}
+
 // Step is one long piece of work, started by Start.
 type Step struct {
 	w     io.Writer

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clock-app/clock/internal/progress"
 )
 
 // Engine switches releases on the target through Docker.
@@ -23,7 +25,7 @@ type Engine struct {
 	Dir      string                    // the book, the audit log and the deploy lock: /var/lib/clock
 	Proc     fs.FS                     // /proc, to see which instance listens
 	PodTar   func() (io.Reader, error) // a tar holding clockctl, for the pod image
-	Logf     func(format string, args ...any)
+	Logf     progress.Func
 	Now      func() time.Time
 	// Get fetches url from the target itself, the end-to-end check through the pod's port.
 	Get func(ctx context.Context, url string) error
@@ -50,11 +52,7 @@ func (e *GateError) Error() string {
 		e.Version, e.Instance, e.Why, e.Log)
 }
 
-func (e *Engine) logf(format string, args ...any) {
-	if e.Logf != nil {
-		e.Logf(format, args...)
-	}
-}
+func (e *Engine) logf(format string, args ...any) { e.Logf.Printf(format, args...) }
 
 func (e *Engine) docker(ctx context.Context, args ...string) (string, error) {
 	return e.Docker.Run(ctx, nil, args...)

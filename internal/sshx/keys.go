@@ -26,6 +26,15 @@ type Key struct {
 	AuthorizedKey []byte // the public key in authorized_keys format, ending in a newline
 }
 
+// OpenKey loads the private key at path, generating it first (EnsureKey) when generate is
+// set: config.Config.DeployKey's two results.
+func OpenKey(path string, generate bool) (*Key, error) {
+	if generate {
+		return EnsureKey(path)
+	}
+	return LoadKey(path)
+}
+
 // EnsureKey loads the private key at priv, generating an ed25519 pair (OpenSSH private key,
 // mode 0600, and priv + ".pub") first when none exists. Its folder is created with mode 0700.
 func EnsureKey(priv string) (*Key, error) {

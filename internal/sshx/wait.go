@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/clock-app/clock/internal/progress"
 )
 
 // retryInterval is the pause between two attempts while the host is not up yet.
@@ -42,7 +44,7 @@ type Wait struct {
 	ConsoleKeys func() []ssh.PublicKey
 	// Progress, when set, gets a line about every ten seconds with the elapsed time and
 	// the last reason, and one when SSH answers.
-	Progress func(format string, args ...any)
+	Progress progress.Func
 }
 
 // WaitForSSH retries TCP connect, SSH handshake and public key login until one succeeds or
@@ -59,10 +61,7 @@ func WaitForSSH(ctx context.Context, w Wait) error {
 	if w.Signer == nil {
 		return errors.New("sshx: WaitForSSH needs a private key")
 	}
-	progress := w.Progress
-	if progress == nil {
-		progress = func(string, ...any) {}
-	}
+	say := w.Progress.Printf
 	addr := withPort(w.Addr)
 	start := time.Now()
 	lastReport := start
@@ -77,7 +76,7 @@ func WaitForSSH(ctx context.Context, w Wait) error {
 				}
 				how = "pinned in " + w.KnownHosts
 			}
-			progress("SSH answered on %s after %.0fs (%s %s %s)",
+			say("SSH answered on %s after %.0fs (%s %s %s)",
 				addr, time.Since(start).Seconds(), key.Type(), ssh.FingerprintSHA256(key), how)
 			return nil
 		}
@@ -96,7 +95,7 @@ func WaitForSSH(ctx context.Context, w Wait) error {
 		prevErr = err
 		if time.Since(lastReport) >= progressEvery {
 			lastReport = time.Now()
-			progress("waiting for SSH on %s (%.0fs): %v", addr, time.Since(start).Seconds(), err)
+			say("waiting for SSH on %s (%.0fs): %v", addr, time.Since(start).Seconds(), err)
 		}
 		select {
 		case <-ctx.Done():

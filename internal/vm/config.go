@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/internal/config"
+	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/state"
 )
 
@@ -66,7 +67,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// Logf receives progress lines; nil discards them.
-	Logf func(format string, args ...any)
+	Logf progress.Func
 }
 
 // WithDefaults returns c with every zero field set to its default and paths made absolute.
@@ -110,9 +111,6 @@ func (c Config) WithDefaults() Config {
 		if abs, err := filepath.Abs(*p); err == nil {
 			*p = abs
 		}
-	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
 	}
 	return c
 }

@@ -76,7 +76,7 @@ func (v *VM) Up(ctx context.Context) (UpResult, error) {
 				return res, fmt.Errorf("resume paused VM %s: %w", v.cfg.Name, err)
 			}
 		}
-		v.cfg.Logf("VM %s is already running", v.cfg.Name)
+		v.cfg.Logf.Printf("VM %s is already running", v.cfg.Name)
 		v.warnIfDefinitionChanged(ctx)
 	case StateUndefined, StateShutOff, "crashed":
 		if created, err = v.ensureOverlay(ctx); err != nil {
@@ -165,14 +165,14 @@ func (v *VM) ensureOverlay(ctx context.Context) (created bool, err error) {
 		// One made by an older version may be readable by all; failing to fix that (a disk
 		// that libvirt handed to another owner) must not keep the VM from starting.
 		if err := protectVMFile(overlay); err != nil {
-			v.cfg.Logf("the VM disk stays readable by others: %v", err)
+			v.cfg.Logf.Printf("the VM disk stays readable by others: %v", err)
 		}
 		return false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	v.cfg.Logf("creating the VM disk %s on %s", overlay, base)
+	v.cfg.Logf.Printf("creating the VM disk %s on %s", overlay, base)
 	cmd := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(overlay)
@@ -208,13 +208,13 @@ func (v *VM) start(ctx context.Context) (accel string, startedAt time.Time, err 
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	v.cfg.Logf("acceleration: %s", plan.Why)
+	v.cfg.Logf.Printf("acceleration: %s", plan.Why)
 	startedAt = v.now()
 	err = v.defineAndStart(ctx, plan.Accel)
 	if err == nil && plan.Verify {
-		v.cfg.Logf("waiting up to %s for the guest kernel on the serial console", v.cfg.KVMProbeTimeout)
+		v.cfg.Logf.Printf("waiting up to %s for the guest kernel on the serial console", v.cfg.KVMProbeTimeout)
 		if err = waitForLife(ctx, v.cfg.consoleLogPath(), v.cfg.KVMProbeTimeout); err == nil {
-			v.cfg.Logf("KVM boots the guest (kernel up after %.0fs)", v.now().Sub(startedAt).Seconds())
+			v.cfg.Logf.Printf("KVM boots the guest (kernel up after %.0fs)", v.now().Sub(startedAt).Seconds())
 			if plan.Fallback {
 				v.remember(true, "guest kernel started")
 			}
@@ -236,7 +236,7 @@ func (v *VM) start(ctx context.Context) (accel string, startedAt time.Time, err 
 		}
 		return "", time.Time{}, err
 	}
-	v.cfg.Logf("KVM did not boot the guest (%v) after %.0fs: restarting under TCG", err, v.now().Sub(startedAt).Seconds())
+	v.cfg.Logf.Printf("KVM did not boot the guest (%v) after %.0fs: restarting under TCG", err, v.now().Sub(startedAt).Seconds())
 	v.destroyQuietly(ctx)
 	startedAt = v.now()
 	if err := v.defineAndStart(ctx, AccelTCG); err != nil {
@@ -251,7 +251,7 @@ func (v *VM) start(ctx context.Context) (accel string, startedAt time.Time, err 
 func (v *VM) remember(kvmBoots bool, reason string) {
 	r := probeRecord{KVMBoots: kvmBoots, Reason: reason, HostKernel: hostKernel(), CheckedAt: v.now().UTC().Format(time.RFC3339)}
 	if err := writeProbe(v.cfg.accelProbePath(), r); err != nil {
-		v.cfg.Logf("could not remember the KVM probe result (%v): the next vm:up probes again", err)
+		v.cfg.Logf.Printf("could not remember the KVM probe result (%v): the next vm:up probes again", err)
 	}
 }
 
@@ -261,7 +261,7 @@ func (v *VM) defineAndStart(ctx context.Context, accel string) error {
 	if err := v.define(ctx, accel); err != nil {
 		return err
 	}
-	v.cfg.Logf("starting VM %s under %s", v.cfg.Name, strings.ToUpper(accel))
+	v.cfg.Logf.Printf("starting VM %s under %s", v.cfg.Name, strings.ToUpper(accel))
 	if _, err := v.virsh(ctx, "start", v.cfg.Name); err != nil {
 		hint := "see the error above and the libvirt log (/var/log/libvirt/qemu/" + v.cfg.Name + ".log)"
 		if stderrContains(err, "Permission denied") {
@@ -271,7 +271,7 @@ func (v *VM) defineAndStart(ctx context.Context, accel string) error {
 	}
 	// virtlogd makes the log afresh at each start; it shows the boot to whoever can read it.
 	if err := protectFile(v.cfg.consoleLogPath(), -1); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		v.cfg.Logf("the console log stays readable by others: %v", err)
+		v.cfg.Logf.Printf("the console log stays readable by others: %v", err)
 	}
 	return nil
 }
@@ -309,9 +309,9 @@ func (v *VM) define(ctx context.Context, accel string) error {
 		return fmt.Errorf("define VM %s from %s: %w", v.cfg.Name, v.cfg.Template, err)
 	}
 	if state == StateUndefined {
-		v.cfg.Logf("defined VM %s", v.cfg.Name)
+		v.cfg.Logf.Printf("defined VM %s", v.cfg.Name)
 	} else {
-		v.cfg.Logf("redefined VM %s (its rendered XML changed)", v.cfg.Name)
+		v.cfg.Logf.Printf("redefined VM %s (its rendered XML changed)", v.cfg.Name)
 	}
 	return os.Rename(tmp, v.cfg.renderedXMLPath())
 }
@@ -332,7 +332,7 @@ func (v *VM) warnIfDefinitionChanged(ctx context.Context) {
 		return
 	}
 	if old, err := os.ReadFile(v.cfg.renderedXMLPath()); err == nil && !bytes.Equal(old, xml) {
-		v.cfg.Logf("the VM settings changed since %s was defined: they apply after a restart (mage vm:down, then vm:up)", v.cfg.Name)
+		v.cfg.Logf.Printf("the VM settings changed since %s was defined: they apply after a restart (mage vm:down, then vm:up)", v.cfg.Name)
 	}
 }
 
@@ -352,9 +352,9 @@ func (v *VM) waitReady(ctx context.Context, startedAt time.Time, key *sshx.Key, 
 		return "", 0, 0, v.withConsoleTail(err)
 	}
 	leaseAfter = v.now().Sub(startedAt)
-	v.cfg.Logf("[%3.0fs] DHCP lease: %s (may be the previous VM's: readiness is the SSH login)", leaseAfter.Seconds(), ip)
+	v.cfg.Logf.Printf("[%3.0fs] DHCP lease: %s (may be the previous VM's: readiness is the SSH login)", leaseAfter.Seconds(), ip)
 	progress := func(format string, args ...any) {
-		v.cfg.Logf("[%3.0fs] "+format, append([]any{v.now().Sub(startedAt).Seconds()}, args...)...)
+		v.cfg.Logf.Printf("[%3.0fs] "+format, append([]any{v.now().Sub(startedAt).Seconds()}, args...)...)
 	}
 	for {
 		try, cancelTry := context.WithTimeout(ctx, sshRecheck)
@@ -391,7 +391,7 @@ func (v *VM) waitLease(ctx context.Context, startedAt time.Time) (string, error)
 		}
 		if v.now().Sub(lastReport) >= 10*time.Second {
 			lastReport = v.now()
-			v.cfg.Logf("[%3.0fs] waiting for a DHCP lease for %s on network %s", v.now().Sub(startedAt).Seconds(), v.cfg.MAC, v.cfg.Network)
+			v.cfg.Logf.Printf("[%3.0fs] waiting for a DHCP lease for %s on network %s", v.now().Sub(startedAt).Seconds(), v.cfg.MAC, v.cfg.Network)
 		}
 		select {
 		case <-ctx.Done():
@@ -492,21 +492,21 @@ func (v *VM) Down(ctx context.Context) error {
 		return err
 	}
 	if state == StateUndefined || state == StateShutOff {
-		v.cfg.Logf("VM %s is %s", v.cfg.Name, state)
+		v.cfg.Logf.Printf("VM %s is %s", v.cfg.Name, state)
 		return nil
 	}
 	begin := v.now()
 	if _, err := v.virsh(ctx, "shutdown", v.cfg.Name); err != nil && !stderrContains(err, "not running") {
 		return fmt.Errorf("shut down VM %s: %w", v.cfg.Name, err)
 	}
-	v.cfg.Logf("shutting down VM %s (up to %s)", v.cfg.Name, v.cfg.ShutdownTimeout)
+	v.cfg.Logf.Printf("shutting down VM %s (up to %s)", v.cfg.Name, v.cfg.ShutdownTimeout)
 	wctx, cancel := context.WithTimeout(ctx, v.cfg.ShutdownTimeout)
 	defer cancel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		if s, err := v.State(wctx); err == nil && (s == StateShutOff || s == StateUndefined) {
-			v.cfg.Logf("VM %s shut down after %.0fs", v.cfg.Name, v.now().Sub(begin).Seconds())
+			v.cfg.Logf.Printf("VM %s shut down after %.0fs", v.cfg.Name, v.now().Sub(begin).Seconds())
 			return nil
 		}
 		select {
@@ -514,7 +514,7 @@ func (v *VM) Down(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			v.cfg.Logf("VM %s did not shut down within %s: forcing it off", v.cfg.Name, v.cfg.ShutdownTimeout)
+			v.cfg.Logf.Printf("VM %s did not shut down within %s: forcing it off", v.cfg.Name, v.cfg.ShutdownTimeout)
 			if _, err := v.virsh(ctx, "destroy", v.cfg.Name); err != nil && !stderrContains(err, "not running") {
 				return fmt.Errorf("force VM %s off: %w", v.cfg.Name, err)
 			}
@@ -547,7 +547,7 @@ func (v *VM) Destroy(ctx context.Context) error {
 		}
 	}
 	if len(errs) == 0 {
-		v.cfg.Logf("VM %s destroyed", v.cfg.Name)
+		v.cfg.Logf.Printf("VM %s destroyed", v.cfg.Name)
 	}
 	return errors.Join(errs...)
 }
@@ -562,7 +562,7 @@ func (v *VM) destroyQuietly(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
 	defer cancel()
 	if _, err := v.virsh(ctx, "destroy", v.cfg.Name); err != nil && !stderrContains(err, "not running") {
-		v.cfg.Logf("stopping VM %s: %v", v.cfg.Name, err)
+		v.cfg.Logf.Printf("stopping VM %s: %v", v.cfg.Name, err)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/clock-app/clock/internal/progress"
 )
 
 // MinimalPackages make a bare Debian host on top of mmdebstrap's minbase variant, as the
@@ -51,7 +53,7 @@ type Options struct {
 	SizeBytes      int64    // virtual disk size; the file stays sparse; default 8 GiB
 	Hostname       string   // default "debian"
 	// Logf receives progress lines (no trailing newline needed); nil discards them.
-	Logf func(format string, args ...any)
+	Logf progress.Func
 }
 
 const gib = 1 << 30
@@ -74,9 +76,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Hostname == "" {
 		o.Hostname = "debian"
-	}
-	if o.Logf == nil {
-		o.Logf = func(string, ...any) {}
 	}
 	return o
 }
@@ -127,7 +126,7 @@ func Build(ctx context.Context, o Options) (built bool, err error) {
 	}
 	if ok, err := upToDate(o); err != nil || ok {
 		if ok {
-			o.Logf("image %s is up to date (same suite, packages and key): skipping the build", o.Output)
+			o.Logf.Printf("image %s is up to date (same suite, packages and key): skipping the build", o.Output)
 			err = sweepIfAny(ctx, o)
 		}
 		return false, err
@@ -161,7 +160,7 @@ func Build(ctx context.Context, o Options) (built bool, err error) {
 	if err := writeStamp(o.Output, s); err != nil {
 		return true, fmt.Errorf("vmimage: write stamp (the image is fine, the next run rebuilds it): %w", err)
 	}
-	o.Logf("[%3.0fs] image ready: %s", time.Since(start).Seconds(), o.Output)
+	o.Logf.Printf("[%3.0fs] image ready: %s", time.Since(start).Seconds(), o.Output)
 	return true, nil
 }
 
@@ -175,7 +174,7 @@ func sweepIfAny(ctx context.Context, o Options) error {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		o.Logf("an interrupted build of %s left %s: run the image target as root once to release them", o.Output, l)
+		o.Logf.Printf("an interrupted build of %s left %s: run the image target as root once to release them", o.Output, l)
 		return nil
 	}
 	unlock, err := lockFile(o.Output + ".lock")
@@ -193,7 +192,7 @@ func sweep(ctx context.Context, o Options) error {
 	if err != nil || l.empty() {
 		return err
 	}
-	o.Logf("releasing what an interrupted build left: %s", l)
+	o.Logf.Printf("releasing what an interrupted build left: %s", l)
 	if err := l.release(); err != nil {
 		return fmt.Errorf("vmimage: release what an interrupted build of %s left: %w", o.Output, err)
 	}
@@ -203,7 +202,7 @@ func sweep(ctx context.Context, o Options) error {
 // buildInto runs the whole recipe against the file at path.
 func buildInto(ctx context.Context, path string, o Options, start time.Time) (err error) {
 	step := func(format string, args ...any) {
-		o.Logf("[%3.0fs] "+format, append([]any{time.Since(start).Seconds()}, args...)...)
+		o.Logf.Printf("[%3.0fs] "+format, append([]any{time.Since(start).Seconds()}, args...)...)
 	}
 	rootUUID, err := newUUID()
 	if err != nil {

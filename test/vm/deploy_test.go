@@ -24,6 +24,7 @@ import (
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/images"
+	"github.com/clock-app/clock/internal/localvm"
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/sshx"
 	"github.com/clock-app/clock/internal/verify"
@@ -46,7 +47,7 @@ func TestDeployVM(tt *testing.T) {
 
 	// The image (cached across runs), then a fresh VM: whatever an earlier run left goes.
 	t.Step("the base image and a fresh VM")
-	if err := d.Image(ctx); err != nil {
+	if err := localvm.Image(ctx, d.Cfg, os.Stdout); err != nil {
 		t.Fatalf("vm:image: %v", err)
 	}
 	if err := v.Destroy(ctx); err != nil {
@@ -343,7 +344,7 @@ func testDeployer(ctx context.Context, t *vmT, name, mac, image string) (*deploy
 		t.Fatal(err)
 	}
 	d := &deploy.Deployer{Cfg: cfg, Root: root, Out: os.Stdout, Meta: images.Describe(ctx, root)}
-	v, err := d.VM(t.Logf)
+	v, err := localvm.Open(cfg, root, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
