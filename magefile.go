@@ -20,6 +20,7 @@ import (
 	"github.com/clock-app/clock/internal/bench"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/gotool"
 	"github.com/clock-app/clock/internal/host"
 	"github.com/clock-app/clock/internal/images"
@@ -58,7 +59,7 @@ func termAsInterrupt() {
 func knobs() (config.Config, error) {
 	if cfgErr != nil {
 		// Exit 2 like the services: bad input, not a failed step.
-		return cfg, mg.Fatalf(2, "configuration: %v\n(see `go run mage.go config` for every variable)", cfgErr)
+		return cfg, mg.Fatalf(2, "configuration: %v\n(see `%s` for every variable)", cfgErr, fix.Command("config"))
 	}
 	return cfg, nil
 }
@@ -90,7 +91,7 @@ func withDeployer(ctx context.Context, f func(*deploy.Deployer) error) error {
 	if err != nil {
 		return err
 	}
-	return f(d)
+	return fix.Explain(f(d))
 }
 
 // Deploy builds the images, brings the VM up (unless CLOCK_TARGET_HOST is set), runs the playbook when the target needs it, switches to the new release with zero downtime and checks the clock from the host.
@@ -139,7 +140,7 @@ func (VM) Image(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return localvm.Image(ctx, c, os.Stdout)
+	return fix.Explain(localvm.Image(ctx, c, os.Stdout))
 }
 
 // Up defines and boots the VM on a qcow2 overlay of the base image (vm:image first), waits for SSH and pins its host key.
@@ -150,7 +151,7 @@ func (VM) Up(ctx context.Context) error {
 		return err
 	}
 	_, err = localvm.Up(ctx, c, root(), os.Stdout)
-	return err
+	return fix.Explain(err)
 }
 
 // Down shuts the VM down (forced off after a bounded wait).
@@ -207,7 +208,7 @@ func withVM(f func(*vm.VM) error) error {
 	if err != nil {
 		return err
 	}
-	return f(v)
+	return fix.Explain(f(v))
 }
 
 // Config prints every CLOCK_* variable with its effective value, default and meaning; a bad value fails with exit code 2.
@@ -321,7 +322,7 @@ func Bench(ctx context.Context) error {
 	// median of the five paired ratios, about 3 minutes in all.
 	rep, err := bench.Run(ctx, bench.Options{Root: root(), Rounds: 5, Duration: 4 * time.Second}, os.Stdout)
 	if err != nil {
-		return err
+		return fix.Explain(err)
 	}
 	if failed := rep.Failed(); len(failed) > 0 {
 		return fmt.Errorf("bench: %d of %d checks failed (see above)", len(failed), len(rep.Checks))

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/host"
 )
 
@@ -326,8 +327,8 @@ func (r *runner) findTools() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("bench: %s not found: run `go run mage.go setup`, or:\n    %s",
-			strings.Join(missing, ", "), strings.Join(host.InstallCommands(pkgs), "\n    "))
+		return fix.By("setup", fmt.Errorf("bench: %s not found: setup installs them, or run:\n    %s",
+			strings.Join(missing, ", "), strings.Join(host.InstallCommands(pkgs), "\n    ")))
 	}
 	r.wrk, _ = host.LookPath("wrk")
 	r.nginx, _ = host.LookPath("nginx")

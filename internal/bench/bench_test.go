@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clock-app/clock/internal/fix"
 )
 
 // needTools skips when a tool of the bench is missing, except under CI,
@@ -148,7 +150,7 @@ func TestRunMissingTools(t *testing.T) {
 	if err == nil {
 		t.Skip("the tools were found outside PATH") // LookPath also searches the sbin folders
 	}
-	if !strings.Contains(err.Error(), "apt-get install -y") || !strings.Contains(err.Error(), "mage.go setup") {
+	if !strings.Contains(err.Error(), "apt-get install -y") || fix.Target(err) != "setup" {
 		t.Errorf("got %q, want the setup and install hints", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/state"
 )
 
@@ -230,7 +231,7 @@ func (c Config) Validate() error {
 		bad("CONVERGE", c.Converge, "must be auto or full")
 	}
 	if c.Release != "" && !versionRE.MatchString(c.Release) {
-		bad("RELEASE", c.Release, "must be a version as `go run mage.go releases` lists it")
+		bad("RELEASE", c.Release, "must be a version as `"+fix.Command("releases")+"` lists it")
 	}
 	return errors.Join(errs...)
 }

@@ -36,7 +36,7 @@ func (d *Deployer) existingTarget(ctx context.Context) (sshx.Target, error) {
 	}
 	ip, err := v.IP(ctx)
 	if err != nil {
-		return t, fmt.Errorf("%w (is the VM up? go run mage.go vm:up)", err)
+		return t, err // it names vm:up
 	}
 	t.Addr, t.User = net.JoinHostPort(ip, "22"), d.Cfg.VMUser
 	return t, nil

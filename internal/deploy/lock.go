@@ -10,13 +10,14 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/lock"
 	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/sshx"
 )
 
 // unlockHint is how to clear a remote lock whose holder died; a local one cannot go stale.
-const unlockHint = "wait for it, or if it is dead run: go run mage.go unlock"
+var unlockHint = "wait for it, or if it is dead run: " + fix.Command("unlock")
 
 // releaseTimeout bounds giving the locks back, which runs on a fresh context so that a
 // deploy ended by Ctrl-C still releases them.

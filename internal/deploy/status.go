@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/localvm"
 	"github.com/clock-app/clock/internal/verify"
 	"github.com/clock-app/clock/internal/vm"
@@ -47,7 +48,7 @@ func (d *Deployer) Status(ctx context.Context) error {
 	}
 	out := strings.TrimSpace(string(ps))
 	if out == "" {
-		out = "(none: run go run mage.go deploy)"
+		out = "(none: run " + fix.Command("deploy") + ")"
 	}
 	fmt.Fprintf(w, "containers:\n    %s\n", strings.ReplaceAll(out, "\n", "\n    "))
 	if rel, err := c.Run(ctx, sudo(t, clockctlPath+" releases")); err == nil {
@@ -78,7 +79,7 @@ func (d *Deployer) Logs(ctx context.Context, lines int) error {
 	}
 	names := strings.Fields(string(ps))
 	if len(names) == 0 {
-		fmt.Fprintln(d.out(), "no clock instances on the target: go run mage.go deploy")
+		fmt.Fprintln(d.out(), "no clock instances on the target: "+fix.Command("deploy"))
 	}
 	for _, name := range names {
 		log, err := c.Run(ctx, sudo(t, fmt.Sprintf("docker logs --tail %d %s 2>&1", lines, name)))

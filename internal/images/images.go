@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/progress"
 )
 
@@ -107,7 +108,7 @@ func BuildArgs(m Meta) []string {
 // tags it with the version and latest. It returns the image ID.
 func BuildImage(ctx context.Context, root string, s Service, m Meta) (string, error) {
 	if _, err := os.Stat(filepath.Join(root, s.Binary())); err != nil {
-		return "", fmt.Errorf("%s has no binary at %s: build it first (go run mage.go build)", s.Name, s.Binary())
+		return "", fix.By("build", fmt.Errorf("%s has no binary at %s: build it first", s.Name, s.Binary()))
 	}
 	args := append([]string{"build", "-q", "-t", s.Ref(m.Version), "-t", s.Ref("latest")}, BuildArgs(m)...)
 	args = append(args, filepath.Join(root, s.Dir))
@@ -149,7 +150,7 @@ func Save(ctx context.Context, s Service, version, dir string) (path string, cha
 	ref := s.Ref(version)
 	id := ImageID(ctx, ref)
 	if id == "" {
-		return "", false, fmt.Errorf("image %s not found: build it first (go run mage.go images)", ref)
+		return "", false, fix.By("images", fmt.Errorf("image %s not found: build it first", ref))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, err
@@ -240,7 +241,7 @@ func ArchiveImageID(path string) (string, error) {
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return "", fmt.Errorf("image archive %s has no manifest.json: write it with docker save (go run mage.go deploy does)", path)
+			return "", fmt.Errorf("image archive %s has no manifest.json: write it with docker save (%s does)", path, fix.Command("deploy"))
 		}
 		if err != nil {
 			return "", fmt.Errorf("image archive %s: %w (remove it and deploy again to rewrite it)", path, err)

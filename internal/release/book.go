@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/clock-app/clock/internal/fix"
 )
 
 // The release states a Record moves through.
@@ -92,13 +94,13 @@ func (b *Book) Rollback(version string) (*Record, error) {
 	if version != "" {
 		r := b.find(func(r Record) bool { return r.Spec.Version == version && r.State != StateFailed })
 		if r == nil {
-			return nil, fmt.Errorf("no kept release %q on the target: `go run mage.go releases` lists them", version)
+			return nil, fmt.Errorf("no kept release %q on the target: `%s` lists them", version, fix.Command("releases"))
 		}
 		return r, nil
 	}
 	r := b.find(func(r Record) bool { return r.State == StatePrevious || r.State == StateStopped })
 	if r == nil {
-		return nil, errors.New("no previous release on the target to go back to: `go run mage.go releases` lists them")
+		return nil, fmt.Errorf("no previous release on the target to go back to: `%s` lists them", fix.Command("releases"))
 	}
 	return r, nil
 }
@@ -205,6 +207,6 @@ func (b *Book) Print(w io.Writer) {
 		fmt.Fprintln(w, line)
 	}
 	if len(b.Releases) == 0 {
-		fmt.Fprintln(w, "(no release yet: go run mage.go deploy)")
+		fmt.Fprintln(w, "(no release yet: "+fix.Command("deploy")+")")
 	}
 }

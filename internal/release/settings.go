@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/clock-app/clock/internal/fix"
 )
 
 // SettingsPath is where the clock role writes Settings (from its defaults, the one home of
@@ -59,7 +61,7 @@ func LoadSettings(path string) (Settings, error) {
 	var s Settings
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return s, fmt.Errorf("%w (the clock role writes it: run the playbook, CLOCK_CONVERGE=full go run mage.go deploy)", err)
+		return s, fmt.Errorf("%w (the clock role writes it: run the playbook, %s)", err, fix.Command("CLOCK_CONVERGE=full deploy"))
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, fmt.Errorf("%s: %w", path, err)

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/sshx"
 )
 
@@ -124,13 +125,13 @@ func libvirtUnreachable(uri string, err error) error {
 		return fmt.Errorf("libvirt at %s refuses this user (uid %d): add the user to the libvirt group (sudo usermod -aG libvirt $USER) and log in again, or run as root: %w",
 			uri, os.Geteuid(), err)
 	}
-	return fmt.Errorf("cannot reach libvirt at %s: start the daemons (virtlogd -d; libvirtd -d — or systemctl start libvirtd, or run go run mage.go setup) and check the URI (CLOCK_LIBVIRT_URI): %w", uri, err)
+	return fix.By("setup", fmt.Errorf("cannot reach libvirt at %s: start the daemons (virtlogd -d; libvirtd -d, or systemctl start libvirtd: setup does it) and check the URI (CLOCK_LIBVIRT_URI): %w", uri, err))
 }
 
 func checkBaseImage(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("base image %s does not exist: build it with mage vm:image (or set CLOCK_VM_IMAGE)", path)
+		return fix.By("vm:image", fmt.Errorf("base image %s does not exist: build it, or set CLOCK_VM_IMAGE to your own", path))
 	}
 	if err != nil {
 		return fmt.Errorf("base image %s is not readable: %w", path, err)
@@ -138,10 +139,10 @@ func checkBaseImage(path string) error {
 	defer f.Close()
 	mbr := make([]byte, 512)
 	if _, err := io.ReadFull(f, mbr); err != nil {
-		return fmt.Errorf("base image %s is too short to be a disk (%v): rebuild it with mage vm:image", path, err)
+		return fix.By("vm:image", fmt.Errorf("base image %s is too short to be a disk (%v): build it again", path, err))
 	}
 	if mbr[510] != 0x55 || mbr[511] != 0xaa {
-		return fmt.Errorf("base image %s has no boot sector (not a raw disk image?): rebuild it with mage vm:image", path)
+		return fix.By("vm:image", fmt.Errorf("base image %s has no boot sector (not a raw disk image?): build it again", path))
 	}
 	return nil
 }
@@ -160,7 +161,7 @@ func (v *VM) ensureOverlay(ctx context.Context) (created bool, err error) {
 			return false, err
 		}
 		if b.ModTime().After(ov.ModTime()) {
-			return false, fmt.Errorf("base image %s was rebuilt after the VM's disk %s was last used: the overlay no longer fits it; run mage vm:destroy (drops the VM's disk) and vm:up", base, overlay)
+			return false, fix.By("vm:destroy vm:up", fmt.Errorf("base image %s was rebuilt after the VM's disk %s was last used: the overlay no longer fits it; a new VM (vm:destroy drops the VM's disk) starts on the new base", base, overlay))
 		}
 		// One made by an older version may be readable by all; failing to fix that (a disk
 		// that libvirt handed to another owner) must not keep the VM from starting.
@@ -332,7 +333,7 @@ func (v *VM) warnIfDefinitionChanged(ctx context.Context) {
 		return
 	}
 	if old, err := os.ReadFile(v.cfg.renderedXMLPath()); err == nil && !bytes.Equal(old, xml) {
-		v.cfg.Logf.Printf("the VM settings changed since %s was defined: they apply after a restart (mage vm:down, then vm:up)", v.cfg.Name)
+		v.cfg.Logf.Printf("the VM settings changed since %s was defined: they apply after a restart (%s)", v.cfg.Name, fix.Command("vm:down vm:up"))
 	}
 }
 
@@ -468,7 +469,7 @@ func (v *VM) IP(ctx context.Context) (string, error) {
 			return ip.String(), nil
 		}
 	}
-	return "", fmt.Errorf("no DHCP lease for %s (VM %s) on network %s: is the VM up? (mage vm:up)", v.cfg.MAC, v.cfg.Name, v.cfg.Network)
+	return "", fix.By("vm:up", fmt.Errorf("no DHCP lease for %s (VM %s) on network %s: is the VM up?", v.cfg.MAC, v.cfg.Name, v.cfg.Network))
 }
 
 // State returns the domain's state as virsh prints it ("running", "shut off", ...), or

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/sshx"
 )
 
@@ -653,14 +654,14 @@ func TestIPFromLeases(t *testing.T) {
 		t.Errorf("IP = %q, %v; want 192.168.122.188", ip, err)
 	}
 	f.leases = ""
-	if _, err := v.IP(context.Background()); err == nil || !strings.Contains(err.Error(), "vm:up") {
+	if _, err := v.IP(context.Background()); err == nil || fix.Target(err) != "vm:up" {
 		t.Errorf("IP(no lease) = %v, want a hint to run vm:up", err)
 	}
 }
 
 func TestCheckBaseImage(t *testing.T) {
 	dir := t.TempDir()
-	if err := checkBaseImage(filepath.Join(dir, "none.img")); err == nil || !strings.Contains(err.Error(), "vm:image") {
+	if err := checkBaseImage(filepath.Join(dir, "none.img")); err == nil || fix.Target(err) != "vm:image" {
 		t.Errorf("checkBaseImage(missing) = %v, want a hint to run vm:image", err)
 	}
 	notDisk := filepath.Join(dir, "text.img")

@@ -16,13 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/host"
 )
 
 // preflight checks for root and the host tools before anything is created.
 func preflight() error {
 	if os.Geteuid() != 0 {
-		return errors.New("vmimage: building the image needs root (loop devices and mounts): run the image target as root")
+		return fix.By("vm:image", errors.New("vmimage: building the image needs root (loop devices and mounts): run it as root"))
 	}
 	tools, pkgs := host.Env{LookPath: host.LookPath}.Missing(host.Image)
 	if len(tools) > 0 {

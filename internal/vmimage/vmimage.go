@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/progress"
 )
 
@@ -174,7 +175,7 @@ func sweepIfAny(ctx context.Context, o Options) error {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		o.Logf.Printf("an interrupted build of %s left %s: run the image target as root once to release them", o.Output, l)
+		o.Logf.Printf("an interrupted build of %s left %s: `%s` as root releases them", o.Output, l, fix.Command("vm:image"))
 		return nil
 	}
 	unlock, err := lockFile(o.Output + ".lock")
