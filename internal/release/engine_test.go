@@ -633,3 +633,36 @@ func readAudit(t *testing.T, dir string) []Event {
 	}
 	return out
 }
+
+func TestEngineEndToEnd(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		answers []bool // what each Get returns, in order: true for an answer
+		calls   int
+		ok      bool
+	}{
+		{"three answers", []bool{true, true, true}, 3, true},
+		{"one miss first", []bool{false, true, true, true}, 4, true},
+		{"two misses between answers", []bool{true, false, true, false, true, true, true}, 7, true},
+		{"no answer", []bool{false, false, false, false}, 3, false},
+		{"a miss every other try", []bool{true, false, true, false, true, false, true, true, true}, 6, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			e := &Engine{Logf: t.Logf, Get: func(context.Context, string) error {
+				calls++
+				if tt.answers[calls-1] {
+					return nil
+				}
+				return errors.New("502 Bad Gateway")
+			}}
+			gerr := e.endToEnd(context.Background(), "1.4.2", "http://127.0.0.1:8080/clock")
+			if (gerr == nil) != tt.ok || calls != tt.calls {
+				t.Errorf("endToEnd = %v after %d fetches, want ok %v after %d", gerr, calls, tt.ok, tt.calls)
+			}
+			if gerr != nil && (!strings.Contains(gerr.Why, "failed 3 times") || !strings.Contains(gerr.Why, "502")) {
+				t.Errorf("GateError.Why = %q, want the count of misses and the last one", gerr.Why)
+			}
+		})
+	}
+}
