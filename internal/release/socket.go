@@ -142,6 +142,9 @@ func (s *Socket) run(ctx context.Context, stdin io.Reader, args []string) (strin
 		// Each drains on its own clock, so all at once, as the CLI does.
 		return "", s.each(ctx, rest[2:], true, func(n string) error {
 			_, err := s.call(ctx, http.MethodPost, "/containers/"+url.PathEscape(n)+"/stop", q, nil)
+			if ae := (*apiError)(nil); errors.As(err, &ae) && ae.Status == http.StatusNotModified {
+				return nil // already stopped, which the CLI does not report either
+			}
 			return err
 		})
 	case "rm":
