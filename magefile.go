@@ -297,7 +297,9 @@ func (Test) E2e(ctx context.Context) error {
 	if err := gotool.Go(ctx, os.Stdout, root(), "test/e2e", testcontainersEnv(), "test", "-count=1", "-timeout=20m", "./..."); err != nil {
 		return err
 	}
-	return gotool.Go(ctx, os.Stdout, root(), ".", nil, "test", "-tags", "integration", "-count=1", "-v", "-timeout=10m", "./test/release", "./internal/release", "./internal/vmimage", "./internal/ansible")
+	// -p 1: the packages share this machine's Docker, and test/release's pods have the fixed
+	// names a deploy uses.
+	return gotool.Go(ctx, os.Stdout, root(), ".", nil, "test", "-tags", "integration", "-p", "1", "-count=1", "-v", "-timeout=10m", "./test/release", "./internal/release", "./internal/vmimage", "./internal/ansible")
 }
 
 // testcontainersEnv holds the two settings this kind of machine needs (see

@@ -58,7 +58,17 @@ func TestSocketCreatesWhatTheCLIWould(t *testing.T) {
 		if i := slices.Index(tc.args, PodImage); i > 0 {
 			tc.args[i] = img // the pod image of this test, not the machine's
 		}
-		name := flagValues(tc.args, "--name")[0]
+		// Names of this test's own: the pods' real names belong to whatever else runs on
+		// this Docker (test/release's switch, or a user's deploy), which a cleanup by name
+		// would remove.
+		real := flagValues(tc.args, "--name")[0]
+		name := "sockettest-" + real
+		tc.args[slices.Index(tc.args, real)] = name
+		for i, a := range tc.args {
+			if pod, ok := strings.CutPrefix(a, "container:"); ok {
+				tc.args[i] = "container:sockettest-" + pod
+			}
+		}
 		viaCLI := slices.Clone(tc.args)
 		viaCLI[0] = "create"
 		viaCLI = slices.DeleteFunc(viaCLI, func(a string) bool { return a == "--detach" })
