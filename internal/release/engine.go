@@ -152,10 +152,11 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 		e.logf("retiring %s (each drains for up to %ds)", strings.Join(old, ", "), e.Settings.StopTimeout)
 	}
 	for _, svc := range []Service{Web, API} {
-		if err := e.remove(ctx, names(all, func(c container) bool { return c.hash != h && c.service == svc })); err != nil {
+		if err := e.retire(ctx, svc, names(all, func(c container) bool { return c.hash != h && c.service == svc })); err != nil {
 			return res, err
 		}
 	}
+	e.warnings(ctx, Web, startedOf(startedAll, Web))
 	res.Retired = len(old)
 	book.MadeLive(rec)
 	unused := book.Prune(req.Keep)
@@ -165,6 +166,60 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 		return res, err
 	}
 	return res, Audit(e.Dir, Event{Time: rec.DeployedAt, Action: action, Version: spec.Version, Hash: h, By: req.By})
+}
+
+// retire drains and removes svc's old instances. A clock-web's log goes with it, so the
+// warnings it logged (each proxy error is a failed request a client saw) are told first.
+func (e *Engine) retire(ctx context.Context, svc Service, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := e.docker(ctx, append([]string{"stop", "--time", strconv.Itoa(e.Settings.StopTimeout)}, names...)...); err != nil && !strings.Contains(err.Error(), "No such container") {
+		return err
+	}
+	e.warnings(ctx, svc, names)
+	return e.remove(ctx, names)
+}
+
+// warnLines is how far back in an instance's log the switch looks for warnings: at the 20
+// requests a second of test:vm's poller, the last 10 to 20 seconds of a clock-web.
+const warnLines = 200
+
+// warnings tells the WARN and ERROR lines among the last warnLines of each clock-web
+// instance's log: the proxy's errors during a switch, which the instance's access log
+// alone would bury, and which go with a retired instance. Other services log no
+// per-request warnings.
+func (e *Engine) warnings(ctx context.Context, svc Service, names []string) {
+	if svc != Web {
+		return
+	}
+	for _, n := range names {
+		out, err := e.Docker.Logs(ctx, n, warnLines)
+		if err != nil {
+			continue
+		}
+		var warn []string
+		for _, l := range strings.Split(out, "\n") {
+			// A 499 is a client that left first (a poller stopping), not a failed request.
+			if (strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`)) && !strings.Contains(l, `"status":499`) {
+				warn = append(warn, l)
+			}
+		}
+		if len(warn) > 0 {
+			e.logf("%s logged %d warning(s) in its last %d lines; the last: %s", n, len(warn), warnLines, warn[len(warn)-1])
+		}
+	}
+}
+
+// startedOf picks svc's instances from the names a deploy started.
+func startedOf(started []string, svc Service) []string {
+	var out []string
+	for _, n := range started {
+		if strings.HasPrefix(n, "clock-"+string(svc)+"-") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // fail removes a release's instances, books it failed, and returns why.

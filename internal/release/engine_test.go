@@ -499,13 +499,31 @@ func TestEngineDeploySwitch(t *testing.T) {
 	addProc(proc, 102, tcpHeader+tcpRow(0, 8090, "0A", 1011)+tcpRow(1, 8090, "0A", 1021), tcp6Header, map[string]string{"3": "socket:[1021]"})
 	addProc(proc, 201, tcpHeader, tcp6Header+tcp6Row(0, 8081, "0A", 2011)+tcp6Row(1, 8081, "0A", 2021), map[string]string{"5": "socket:[2011]"})
 	addProc(proc, 202, tcpHeader, tcp6Header+tcp6Row(0, 8081, "0A", 2011)+tcp6Row(1, 8081, "0A", 2021), map[string]string{"5": "socket:[2021]"})
-	d := &fakeDocker{answer: tg.answer}
+	oldWeb1 := instanceName(Web, old.Hash, 1)
+	d := &fakeDocker{answer: tg.answer, logs: map[string]string{
+		oldWeb1: `{"level":"INFO","msg":"request","status":200}` + "\n" + `{"level":"WARN","msg":"proxy error","status":502}` + "\n" +
+			`{"level":"WARN","msg":"proxy error","status":499}` + "\n", // a client that left: not told
+	}}
 	e, gets := testEngine(t, d, proc)
+	var said []string
+	e.Logf = func(format string, args ...any) { said = append(said, fmt.Sprintf(format, args...)) }
 	saveBook(t, e.Dir, old)
 
 	res, err := e.Deploy(context.Background(), Request{Spec: spec, By: "op@laptop", HealthTimeout: 10 * time.Second, Keep: 3}, "deploy")
 	if err != nil {
 		t.Fatalf("Deploy = %v, want nil: every new instance runs and listens", err)
+	}
+	// Every clock-web's warnings are told, the retiring ones' before their logs go.
+	if want := []string{oldWeb1, instanceName(Web, old.Hash, 2), instanceName(Web, h, 1), instanceName(Web, h, 2)}; !slices.Equal(d.logged, want) {
+		t.Errorf("read the logs of %q, want the clock-web instances, old then new: %q", d.logged, want)
+	}
+	if d.callIndex(oldWeb1, "rm", "--force") < 0 {
+		t.Errorf("no rm of %s after its log was read", oldWeb1)
+	}
+	if !slices.ContainsFunc(said, func(l string) bool {
+		return strings.Contains(l, oldWeb1+" logged 1 warning(s)") && strings.Contains(l, `"msg":"proxy error"`)
+	}) {
+		t.Errorf("engine said %q, want the proxy error %s logged", said, oldWeb1)
 	}
 	if !res.Changed || res.Retired != 4 || res.Hash != h {
 		t.Errorf("Deploy = %+v, want Changed, hash %s and the 4 old instances (2 per service) retired", res, h)
