@@ -156,7 +156,11 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 			return res, err
 		}
 	}
-	e.warnings(ctx, Web, startedOf(startedAll, Web))
+	webs := make([]string, spec.Replicas)
+	for n := range webs {
+		webs[n] = instanceName(Web, h, n+1)
+	}
+	e.warnings(ctx, webs)
 	res.Retired = len(old)
 	book.MadeLive(rec)
 	unused := book.Prune(req.Keep)
@@ -171,14 +175,13 @@ func (e *Engine) Deploy(ctx context.Context, req Request, action string) (Result
 // retire drains and removes svc's old instances. A clock-web's log goes with it, so the
 // warnings it logged (each proxy error is a failed request a client saw) are told first.
 func (e *Engine) retire(ctx context.Context, svc Service, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	if _, err := e.docker(ctx, append([]string{"stop", "--time", strconv.Itoa(e.Settings.StopTimeout)}, names...)...); err != nil && !strings.Contains(err.Error(), "No such container") {
+	if err := e.stop(ctx, names); err != nil {
 		return err
 	}
-	e.warnings(ctx, svc, names)
-	return e.remove(ctx, names)
+	if svc == Web {
+		e.warnings(ctx, names)
+	}
+	return e.rm(ctx, names)
 }
 
 // warnLines is how far back in an instance's log the switch looks for warnings: at the 20
@@ -187,12 +190,9 @@ const warnLines = 200
 
 // warnings tells the WARN and ERROR lines among the last warnLines of each clock-web
 // instance's log: the proxy's errors during a switch, which the instance's access log
-// alone would bury, and which go with a retired instance. Other services log no
-// per-request warnings.
-func (e *Engine) warnings(ctx context.Context, svc Service, names []string) {
-	if svc != Web {
-		return
-	}
+// alone would bury, and which go with a retired instance. clock-api logs no per-request
+// warnings, so only clock-web's are read.
+func (e *Engine) warnings(ctx context.Context, names []string) {
 	for _, n := range names {
 		out, err := e.Docker.Logs(ctx, n, warnLines)
 		if err != nil {
@@ -209,17 +209,6 @@ func (e *Engine) warnings(ctx context.Context, svc Service, names []string) {
 			e.logf("%s logged %d warning(s) in its last %d lines; the last: %s", n, len(warn), warnLines, warn[len(warn)-1])
 		}
 	}
-}
-
-// startedOf picks svc's instances from the names a deploy started.
-func startedOf(started []string, svc Service) []string {
-	var out []string
-	for _, n := range started {
-		if strings.HasPrefix(n, "clock-"+string(svc)+"-") {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // fail removes a release's instances, books it failed, and returns why.
@@ -620,11 +609,27 @@ func (e *Engine) inspect(ctx context.Context, names []string) ([]instanceState, 
 
 // remove stops names (each drains for up to the stop timeout, all at once) and removes them.
 func (e *Engine) remove(ctx context.Context, names []string) error {
+	if err := e.stop(ctx, names); err != nil {
+		return err
+	}
+	return e.rm(ctx, names)
+}
+
+// stop drains names, all at once; one already gone is no error.
+func (e *Engine) stop(ctx context.Context, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
 	if _, err := e.docker(ctx, append([]string{"stop", "--time", strconv.Itoa(e.Settings.StopTimeout)}, names...)...); err != nil && !strings.Contains(err.Error(), "No such container") {
 		return err
+	}
+	return nil
+}
+
+// rm removes stopped names; one already gone is no error.
+func (e *Engine) rm(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
 	}
 	_, err := e.docker(ctx, append([]string{"rm", "--force"}, names...)...)
 	if err != nil && strings.Contains(err.Error(), "No such container") {
