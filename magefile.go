@@ -136,7 +136,7 @@ type VM mg.Namespace
 // Image builds the Debian 12 base image offline with mmdebstrap (cached; skipped with CLOCK_VM_IMAGE).
 func (VM) Image(ctx context.Context) error {
 	mg.CtxDeps(ctx, Setup)
-	c, err := localKnobs()
+	c, err := knobs()
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (VM) Image(ctx context.Context) error {
 // Up defines and boots the VM on a qcow2 overlay of the base image (vm:image first), waits for SSH and pins its host key.
 func (VM) Up(ctx context.Context) error {
 	mg.SerialCtxDeps(ctx, Setup, VM.Image)
-	c, err := localKnobs()
+	c, err := knobs()
 	if err != nil {
 		return err
 	}
@@ -188,19 +188,10 @@ func (VM) SSH(ctx context.Context) error {
 	})
 }
 
-// localKnobs are the knobs of a vm:* target, which refuses a given host.
-func localKnobs() (config.Config, error) {
-	c, err := knobs()
-	if err == nil && c.Remote() {
-		err = localvm.ErrRemote
-	}
-	return c, err
-}
-
 // withVM runs f on the local VM of the knobs: the preamble of vm:down, vm:destroy, vm:ip
 // and vm:ssh.
 func withVM(f func(*vm.VM) error) error {
-	c, err := localKnobs()
+	c, err := knobs()
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,9 @@ func Open(c config.Config, root string, logf progress.Func) (*vm.VM, error) {
 // Image builds the Debian base image (vm:image) unless the user brings their own or the one
 // built before is up to date; the image lets the deploy key in.
 func Image(ctx context.Context, c config.Config, out io.Writer) error {
+	if c.Remote() {
+		return ErrRemote
+	}
 	step := progress.Start(out, "vm:image")
 	if c.VMImage != "" {
 		step.Done("using your image %s", c.VMImage)
@@ -82,11 +85,11 @@ func Image(ctx context.Context, c config.Config, out io.Writer) error {
 // its address. The base image must exist: Image comes first.
 func Up(ctx context.Context, c config.Config, root string, out io.Writer) (string, error) {
 	step := progress.Start(out, "vm:up "+c.VMName)
-	if err := vm.ReachableByQEMU(c.LibvirtURI, c.State().Root()); err != nil {
-		return "", step.Fail(err)
-	}
 	v, err := Open(c, root, step.Logf)
 	if err != nil {
+		return "", step.Fail(err)
+	}
+	if err := vm.ReachableByQEMU(c.LibvirtURI, c.State().Root()); err != nil {
 		return "", step.Fail(err)
 	}
 	res, err := v.Up(ctx)

@@ -1,8 +1,10 @@
 package localvm
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/clock-app/clock/internal/config"
@@ -39,5 +41,12 @@ func TestOpenRefusesAGivenHost(t *testing.T) {
 	c.TargetHost, c.TargetKey = "192.0.2.7", "/srv/key"
 	if _, err := Open(c, "/repo", nil); !errors.Is(err, ErrRemote) {
 		t.Errorf("Open with CLOCK_TARGET_HOST = %v, want ErrRemote", err)
+	}
+	var out strings.Builder
+	if err := Image(context.Background(), c, &out); !errors.Is(err, ErrRemote) || out.Len() != 0 {
+		t.Errorf("Image with CLOCK_TARGET_HOST = %v (printed %q), want ErrRemote before any step", err, out.String())
+	}
+	if _, err := Up(context.Background(), c, "/repo", &out); !errors.Is(err, ErrRemote) {
+		t.Errorf("Up with CLOCK_TARGET_HOST = %v, want ErrRemote", err)
 	}
 }
