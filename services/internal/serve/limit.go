@@ -2,7 +2,6 @@ package serve
 
 import (
 	"net"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -13,8 +12,8 @@ import (
 // its connection is closed (by the server's timeouts, the client, or the drain).
 //
 // When every slot is taken and one of them is an idle keep-alive connection, Accept closes
-// the longest idle one to make room (Serve reports idle connections through
-// http.Server.ConnState): an idle keep-alive flood then cannot lock out a new client for
+// the longest idle one to make room (the server reports idle connections through
+// IdleHook): an idle keep-alive flood then cannot lock out a new client for
 // IDLE_TIMEOUT. A client whose idle connection is closed just as it reuses it sees what any
 // server's idle close looks like, and retries. Slow clients still sending their headers are
 // not evicted; READ_HEADER_TIMEOUT ends their hold.
@@ -74,12 +73,21 @@ func (l *limitListener) evictIdle() {
 	}
 }
 
-// connState is the http.Server.ConnState hook that tells the listener which connections are
-// idle.
-func (l *limitListener) connState(c net.Conn, s http.ConnState) {
+// IdleHook returns what a server calls when a connection accepted from ln goes idle between
+// two requests (idle true) or becomes busy or closed (false), so that the cap can evict the
+// longest idle one; nil when ln has no cap. Serve installs it itself; a server of another
+// kind (clock-web's fasthttp) wires it to its own connection-state callback.
+func IdleHook(ln net.Listener) func(c net.Conn, idle bool) {
+	if l, ok := ln.(*limitListener); ok {
+		return l.setIdle
+	}
+	return nil
+}
+
+func (l *limitListener) setIdle(c net.Conn, idle bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if s == http.StateIdle {
+	if idle {
 		l.idle[c] = time.Now()
 	} else {
 		delete(l.idle, c)

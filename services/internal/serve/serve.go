@@ -1,7 +1,8 @@
 // Package serve is the lifecycle both services share: the listener with its connection cap,
-// the http.Server with its timeouts and header limit, serving until a signal, the graceful
-// drain, the healthcheck sub-command and the exit codes. A service supplies its handler and
-// its configuration, which embeds Config.
+// the timeouts and header limit, serving until a signal, the graceful drain, the healthcheck
+// sub-command and the exit codes. A service supplies its handler and its configuration, which
+// embeds Config. clock-api serves through Serve (net/http); clock-web runs fasthttp's server
+// with the same Config, limits, Listen and IdleHook, and drains it the same way.
 package serve
 
 import (
@@ -106,8 +107,8 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 // returns nil after a clean drain. ln is closed when Serve returns.
 func Serve(ctx context.Context, cfg Config, ln net.Listener, handler http.Handler, logger *slog.Logger) error {
 	srv := NewServer(cfg, handler, logger)
-	if l, ok := ln.(*limitListener); ok {
-		srv.ConnState = l.connState
+	if idle := IdleHook(ln); idle != nil {
+		srv.ConnState = func(c net.Conn, s http.ConnState) { idle(c, s == http.StateIdle) }
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
