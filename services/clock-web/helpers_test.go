@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/clock-app/clock/services/internal/logjson"
+	"github.com/clock-app/clock/services/internal/serve"
+	"github.com/valyala/fasthttp"
 )
 
 // env turns a map into a getenv function, so tests never touch the process environment.
@@ -79,14 +85,24 @@ func startUpstream(tb testing.TB, handler http.HandlerFunc) *upstream {
 }
 
 // newTestHandler builds the real router for an API at apiURL, with extra environment vars.
-func newTestHandler(tb testing.TB, apiURL string, vars map[string]string) (http.Handler, *syncBuffer) {
+func newTestHandler(tb testing.TB, apiURL string, vars map[string]string) (*testWeb, *syncBuffer) {
 	tb.Helper()
 	logs := &syncBuffer{}
 	return newHandlerLogging(tb, apiURL, vars, logs), logs
 }
 
+// testWeb is the real router behind the real server configuration, without a listener: each
+// request goes over its own in-memory connection (do), so that what a test reads is what the
+// server writes on the wire, error answers of the server itself included.
+type testWeb struct {
+	handler fasthttp.RequestHandler
+	server  *fasthttp.Server // without a listener's idle hook
+	cfg     config
+	logger  *slog.Logger
+}
+
 // newHandlerLogging builds the real router with its logs going to w.
-func newHandlerLogging(tb testing.TB, apiURL string, vars map[string]string, w io.Writer) http.Handler {
+func newHandlerLogging(tb testing.TB, apiURL string, vars map[string]string, w io.Writer) *testWeb {
 	tb.Helper()
 	all := map[string]string{"CLOCK_WEB_API_URL": apiURL}
 	for k, v := range vars {
@@ -96,23 +112,54 @@ func newHandlerLogging(tb testing.TB, apiURL string, vars map[string]string, w i
 	if err != nil {
 		tb.Fatalf("loadConfig: %v", err)
 	}
-	h, err := newHandler(cfg, slog.New(logjson.New(w, cfg.LogLevel)))
+	logger := slog.New(logjson.New(w, cfg.LogLevel))
+	h, err := newHandler(cfg, logger)
 	if err != nil {
 		tb.Fatalf("newHandler: %v", err)
 	}
-	return h
+	return &testWeb{handler: h, server: newServer(cfg, h, logger, nil), cfg: cfg, logger: logger}
 }
 
-// do sends one request through the handler. target is a raw request target, like a client
+// do sends one request through the server. target is a raw request target, like a client
 // would send it ("/clock/../metrics" stays as written).
-func do(tb testing.TB, h http.Handler, method, target string, header map[string]string) *httptest.ResponseRecorder {
+func do(tb testing.TB, web *testWeb, method, target string, header map[string]string) *httptest.ResponseRecorder {
 	tb.Helper()
-	req := httptest.NewRequest(method, target, nil)
+	var raw strings.Builder
+	fmt.Fprintf(&raw, "%s %s HTTP/1.1\r\nHost: clock.test\r\nConnection: close\r\n", method, target)
 	for k, v := range header {
-		req.Header.Set(k, v)
+		fmt.Fprintf(&raw, "%s: %s\r\n", k, v)
 	}
+	raw.WriteString("\r\n")
+	return roundTrip(tb, web.server, raw.String(), method)
+}
+
+// roundTrip writes a raw request to srv over an in-memory connection and reads the answer.
+func roundTrip(tb testing.TB, srv *fasthttp.Server, raw, method string) *httptest.ResponseRecorder {
+	tb.Helper()
+	client, server := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(server) }()
+	defer func() {
+		client.Close()
+		<-done
+	}()
+	go func() { _, _ = io.WriteString(client, raw) }()
+	res, err := http.ReadResponse(bufio.NewReader(client), &http.Request{Method: method})
+	if err != nil {
+		tb.Fatalf("%s: reading the answer: %v", strings.SplitN(raw, "\r\n", 2)[0], err)
+	}
+	defer res.Body.Close()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	for k, v := range res.Header {
+		rec.Header()[k] = v
+	}
+	if res.Close {
+		rec.Header().Set("Connection", "close")
+	}
+	rec.WriteHeader(res.StatusCode)
+	if _, err := io.Copy(rec.Body, res.Body); err != nil {
+		tb.Fatalf("reading the body: %v", err)
+	}
 	return rec
 }
 
@@ -121,4 +168,52 @@ func mustContain(tb testing.TB, what, s, sub string) {
 	if !strings.Contains(s, sub) {
 		tb.Errorf("%s: %q does not contain %q", what, s, sub)
 	}
+}
+
+// newCtx parses one request the way the server would, with no size limit, for a test that
+// calls the router directly (web.handler): the benchmarks, and the tests of what the router
+// does with requests the server would refuse first.
+func newCtx(tb testing.TB, method, target string, header map[string]string, remote string) *fasthttp.RequestCtx {
+	tb.Helper()
+	var raw strings.Builder
+	fmt.Fprintf(&raw, "%s %s HTTP/1.1\r\nHost: clock.test\r\n", method, target)
+	for k, v := range header {
+		fmt.Fprintf(&raw, "%s: %s\r\n", k, v)
+	}
+	raw.WriteString("\r\n")
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReaderSize(strings.NewReader(raw.String()), raw.Len()+16)); err != nil {
+		tb.Fatalf("%.80s %.80s: %v", method, target, err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", remote)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Init(&req, addr, nil)
+	return ctx
+}
+
+// liveWeb is a testWeb serving on a loopback port through the real listener (serve.Listen's
+// connection cap included), for the tests that need a real socket.
+type liveWeb struct {
+	Addr string // host:port
+	URL  string // http://host:port
+}
+
+// listen serves web on a fresh loopback port until the test ends.
+func (web *testWeb) listen(tb testing.TB) *liveWeb {
+	tb.Helper()
+	ln, err := serve.Listen(context.Background(), serve.Config{Host: "127.0.0.1"}, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := newServer(web.cfg, web.handler, web.logger, serve.IdleHook(ln))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+	})
+	return &liveWeb{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String()}
 }

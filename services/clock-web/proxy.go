@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,12 +36,6 @@ const (
 	// clock-api's IDLE_TIMEOUT default (60s), so that the proxy, not the API, usually closes
 	// it, and long enough for pages that poll twice a second to keep the pool warm.
 	upstreamIdle = 30 * time.Second
-)
-
-var (
-	// hdrNoStore is on every /clock answer: a cached time is a wrong time.
-	hdrNoStore = []string{"no-store"}
-	hdrClose   = []string{"close"}
 )
 
 // clockProxy forwards GET and HEAD /clock to the API's /clock and copies back the body
@@ -159,26 +152,27 @@ var (
 	errUpstreamCut      = errors.New("upstream closed the connection mid-answer: unexpected EOF")
 )
 
-func (p *clockProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h["Cache-Control"] = hdrNoStore
+// serve forwards one GET or HEAD /clock (the route checked the method).
+func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.SetCanonical(hdrCacheControl, hdrNoStore)
 	// A GET or HEAD has no body to give the API. Refusing it, rather than dropping it, tells
 	// a client that sends one that it is wrong; closing the connection spares the server
-	// reading the body it announced just to find the next request.
-	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-		h["Connection"] = hdrClose
-		writeError(w, http.StatusRequestEntityTooLarge)
+	// reading the next request after a body it may not have read whole.
+	// ContentLength is -1 for a chunked body, -2 for none (fasthttp's "identity").
+	if n := ctx.Request.Header.ContentLength(); n > 0 || n == -1 {
+		ctx.SetConnectionClose()
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	if r.Method == http.MethodHead {
+	if ctx.IsHead() {
 		p.head.CopyTo(req)
 	} else {
 		p.get.CopyTo(req)
 	}
-	req.SetUserValue(clientKey{}, r.Context())
 	res := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(res)
 	// A missing Content-Type stays missing, instead of fasthttp's default text/plain.
@@ -186,44 +180,34 @@ func (p *clockProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// One deadline for dial, request, headers and body; the dial has its own shorter one.
 	if err := p.client.DoDeadline(req, res, time.Now().Add(p.timeout)); err != nil {
-		p.failExchange(w, r, err)
+		p.failExchange(ctx, err)
 		return
 	}
 	if err := checkAnswer(&res.Header); err != nil {
-		p.fail(w, r, http.StatusBadGateway, err)
+		p.fail(ctx, fasthttp.StatusBadGateway, err)
 		return
 	}
 
-	h["Content-Type"] = hdrTextPlainCT
-	if r.Method == http.MethodHead && res.Header.ContentLength() >= 0 {
-		// The one thing of the upstream's that crosses besides the body: its length.
-		// A GET's is set by net/http from the body itself.
-		h["Content-Length"] = []string{strconv.Itoa(res.Header.ContentLength())}
+	h.SetContentTypeBytes(hdrTextPlainCT)
+	if ctx.IsHead() {
+		// The one thing of the upstream's that crosses besides the body: its length. A
+		// GET's is written by fasthttp from the body itself.
+		if n := res.Header.ContentLength(); n >= 0 {
+			ctx.Response.SkipBody = true
+			h.SetContentLength(n)
+		}
+		return
 	}
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(res.Body()); err != nil {
-		// Too late for another status: the access log has the 200, this line the abort.
-		p.logFailure(r, statusClientClosedRequest, err)
-	}
+	ctx.SetBody(res.Body())
 }
 
-// clientKey is the fasthttp user value under which an exchange carries its browser's
-// request context.
-type clientKey struct{}
-
-// exchange is fasthttp's default transport cut down to a bodiless request, plus the one
-// thing HostClient lacks: a browser that goes away closes the connection to the API at
-// once, as http.Transport does when a request's context ends, instead of leaving the API's
-// work to run out the deadline.
+// exchange is fasthttp's default transport cut down to a bodiless request, with the retry
+// rule of exchange.RoundTrip.
 type exchange struct{}
 
 // RoundTrip sends req on a pooled or new connection under one deadline and reads the
 // answer, its body capped by MaxResponseBodySize and its headers by ReadBufferSize.
 func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *fasthttp.Response) (retry bool, err error) {
-	client, _ := req.UserValue(clientKey{}).(context.Context)
-	if client == nil {
-		client = context.Background()
-	}
 	timeout := req.GetTimeOut()
 	deadline := time.Now().Add(timeout) // before the dial: it is part of the exchange
 	cc, err := hc.AcquireConn(timeout, false)
@@ -232,7 +216,6 @@ func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *f
 	}
 	conn := cc.Conn()
 	pooled := !cc.LastUseTime().IsZero()
-	stop := context.AfterFunc(client, func() { _ = conn.Close() })
 
 	written := false
 	err = conn.SetDeadline(deadline)
@@ -257,14 +240,13 @@ func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *f
 		hc.ReleaseReader(br)
 	}
 
-	// A connection the browser's leaving closed, or in any state but between two answers,
-	// is never pooled.
-	if !stop() || err != nil || res.ConnectionClose() {
+	// A connection in any state but between two answers is never pooled.
+	if err != nil || res.ConnectionClose() {
 		hc.CloseConn(cc)
 	} else {
 		hc.ReleaseConn(cc)
 	}
-	if err == nil || client.Err() != nil || !pooled {
+	if err == nil || !pooled {
 		return false, err
 	}
 	// The API may close an idle connection just as it is reused: the request then fails to
@@ -310,52 +292,37 @@ func isTextPlain(value []byte) bool {
 }
 
 // fail answers a generic error page and logs the cause, which the browser never sees.
-func (p *clockProxy) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
-	p.logFailure(r, status, err)
-	writeError(w, status)
-}
-
-// failExchange answers an error of the exchange itself; a 504's line names the setting.
-func (p *clockProxy) failExchange(w http.ResponseWriter, r *http.Request, err error) {
-	status, cause := exchangeStatus(r.Context(), err)
-	if status == http.StatusGatewayTimeout {
-		cause = fmt.Errorf("no whole answer within CLOCK_WEB_PROXY_TIMEOUT (%s): %w", p.timeout, err)
-	}
-	p.fail(w, r, status, cause)
-}
-
-// logFailure logs a failed or aborted exchange as JSON, like every other line.
-func (p *clockProxy) logFailure(r *http.Request, status int, err error) {
-	p.logger.LogAttrs(r.Context(), slog.LevelWarn, "proxy error",
+func (p *clockProxy) fail(ctx *fasthttp.RequestCtx, status int, err error) {
+	p.logger.LogAttrs(ctx, slog.LevelWarn, "proxy error",
 		slog.String("upstream", p.upstream),
 		slog.Int("status", status),
 		// The cause may quote the upstream's own bytes (a status line, a Content-Type).
 		slog.String("error", logjson.Cut(err.Error())))
+	writeError(ctx, status)
 }
 
-// writeError writes a body that says no more than the status line. Nobody reads a 499, but
-// it is still written so that the access log records it.
-func writeError(w http.ResponseWriter, status int) {
-	h := w.Header()
-	h["Cache-Control"] = hdrNoStore
-	h["Content-Type"] = hdrTextPlainCT
-	w.WriteHeader(status)
-	if status != statusClientClosedRequest {
-		_, _ = io.WriteString(w, http.StatusText(status)+"\n")
+// failExchange answers an error of the exchange itself; a 504's line names the setting.
+func (p *clockProxy) failExchange(ctx *fasthttp.RequestCtx, err error) {
+	status, cause := exchangeStatus(err)
+	if status == fasthttp.StatusGatewayTimeout {
+		cause = fmt.Errorf("no whole answer within CLOCK_WEB_PROXY_TIMEOUT (%s): %w", p.timeout, err)
 	}
+	p.fail(ctx, status, cause)
 }
 
-// statusClientClosedRequest is nginx's code for a client that went away first; it is only
-// ever logged, since nobody is left to read it.
-const statusClientClosedRequest = 499
+// writeError answers a body that says no more than the status line.
+func writeError(ctx *fasthttp.RequestCtx, status int) {
+	h := &ctx.Response.Header
+	h.SetCanonical(hdrCacheControl, hdrNoStore)
+	h.SetContentTypeBytes(hdrTextPlainCT)
+	ctx.SetStatusCode(status)
+	ctx.SetBodyString(fasthttp.StatusMessage(status) + "\n")
+}
 
-// exchangeStatus maps an error of the exchange to a status and the cause to log: the
-// client gone is a 499, a failed connection a 502 (the API is down), the deadline a 504,
-// anything else (a malformed or cut answer, over a cap) a 502.
-func exchangeStatus(client context.Context, err error) (int, error) {
-	if client.Err() != nil {
-		return statusClientClosedRequest, err
-	}
+// exchangeStatus maps an error of the exchange to a status and the cause to log: a failed
+// connection is a 502 (the API is down), the deadline a 504, anything else (a malformed or
+// cut answer, over a cap) a 502.
+func exchangeStatus(err error) (int, error) {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return http.StatusBadGateway, err

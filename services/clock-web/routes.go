@@ -3,11 +3,12 @@ package main
 import (
 	"io/fs"
 	"log/slog"
-	"net/http"
+
+	"github.com/valyala/fasthttp"
 )
 
 // newHandler builds the whole HTTP surface of the service.
-func newHandler(cfg config, logger *slog.Logger) (http.Handler, error) {
+func newHandler(cfg config, logger *slog.Logger) (fasthttp.RequestHandler, error) {
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
@@ -20,56 +21,56 @@ func newHandler(cfg config, logger *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	healthz := getOrHead(serveHealthz)
+	proxy := getOrHead(clock.serve)
 
-	mux := http.NewServeMux()
-	// Exactly /clock reaches the API: /clock/x, /metrics and everything else end in the
-	// static table (404 unless it is a page file), and the mux redirects unclean paths such
-	// as /clock/../metrics before any handler runs.
-	mux.Handle("/clock", getOrHead(clock))
-	mux.Handle("/healthz", getOrHead(healthz()))
-	mux.Handle("/", files)
+	// The routes are a fixed table of exact paths. fasthttp has already cleaned the path
+	// (dot segments resolved, repeated slashes merged, percent-escapes decoded), so
+	// /clock/../metrics is /metrics here, and an unknown path is a 404: exactly /clock
+	// reaches the API, and /clock/x, /metrics and everything else end in the static table.
+	route := func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Path()
+		switch string(path) { // no allocation: the compiler compares the bytes
+		case "/clock":
+			proxy(ctx)
+		case "/healthz":
+			healthz(ctx)
+		default:
+			if a, ok := files[string(path)]; ok {
+				a.serve(ctx)
+				return
+			}
+			writeError(ctx, fasthttp.StatusNotFound)
+		}
+	}
 
-	// Outermost first: the access log sees the final status, including the mux's 404/405
-	// and redirects; the security headers are in place before any handler writes.
-	return accessLog(logger, securityHeaders(filesFirst(files, mux))), nil
+	// Outermost first: the access log sees the final status; the security headers are in
+	// place before any handler writes.
+	return accessLog(logger, securityHeaders(route)), nil
 }
 
-// filesFirst answers the requests for the page's own files without the mux: they are most
-// of the traffic, and a map lookup is cheaper than the mux's pattern matching. The table's
-// paths are exact and clean, so the mux would have chosen the same handler for them;
-// every other path, unclean ones included, still goes through the mux.
-func filesFirst(files staticFiles, mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a, ok := files[r.URL.Path]; ok {
-			a.serve(w, r)
+// getOrHead answers 405 to every other method.
+func getOrHead(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx)
 			return
 		}
-		mux.ServeHTTP(w, r)
-	})
+		next(ctx)
+	}
 }
 
-// getOrHead answers 405 to every other method. The routes are registered without a method
-// pattern so that the mux's catch-all "/" does not turn a POST /clock into a 404.
-func getOrHead(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header()["Allow"] = hdrAllowGet
-			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// methodNotAllowed is the answer to any method but GET and HEAD.
+func methodNotAllowed(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetCanonical(hdrAllowName, hdrAllowGetHead)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed)
 }
 
-func healthz() http.Handler {
-	body := []byte("ok")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h["Content-Type"] = hdrTextPlainCT
-		h["Cache-Control"] = hdrNoStore
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_, _ = w.Write(body)
-		}
-	})
+var healthzBody = []byte("ok")
+
+func serveHealthz(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.SetContentTypeBytes(hdrTextPlainCT)
+	h.SetCanonical(hdrCacheControl, hdrNoStore)
+	ctx.Response.SetBodyRaw(healthzBody)
 }

@@ -61,7 +61,7 @@ Configuration comes only from the variables below; bare names (PORT, HOST...) ar
 	return envcfg.Usage(w, envPrefix, &config{})
 }
 
-// serveWeb runs the web server until ctx is cancelled, then drains it (serve.Serve).
+// serveWeb runs the web server until ctx is cancelled, then drains it (serveHTTP).
 func serveWeb(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -80,5 +80,5 @@ func serveWeb(ctx context.Context, getenv func(string) string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	return serve.Serve(ctx, cfg.Config, ln, handler, logger)
+	return serveHTTP(ctx, cfg.Config, ln, newServer(cfg, handler, logger, serve.IdleHook(ln)), logger)
 }

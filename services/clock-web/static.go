@@ -10,8 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 //go:embed static
@@ -21,30 +22,20 @@ var staticFS embed.FS
 // serving it costs no hashing, compression or allocation per request.
 type asset struct {
 	plain, gzipped representation
-	contentType    []string
+	contentType    []byte
 }
 
 type representation struct {
-	body   []byte
-	etag   []string // quoted strong validator of these exact bytes
-	length []string
+	body []byte
+	etag []byte // quoted strong validator of these exact bytes
 }
-
-// Header values shared by every response. Each slice has len == cap, so a handler that Adds
-// to one of these headers gets a fresh array instead of writing into the shared one.
-var (
-	hdrNoCache     = []string{"no-cache"}
-	hdrVaryAE      = []string{"Accept-Encoding"}
-	hdrGzip        = []string{"gzip"}
-	hdrAllowGet    = []string{"GET, HEAD"}
-	hdrTextPlainCT = []string{"text/plain; charset=utf-8"}
-)
 
 // staticFiles serves the embedded page. It is a fixed table of exact paths, built once from
 // the embed.FS: a request path is only ever a map key, never joined onto a directory.
 //
-// It replaces http.FileServerFS for speed: FileServerFS has no ETag for embedded files (their
-// ModTime is zero) and no precompressed variants, and does several allocations per request.
+// It replaces a file server for speed and exactness: fasthttp's FS and http.FileServerFS
+// read from a directory, and FileServerFS has no ETag for embedded files (their ModTime is
+// zero) and no precompressed variants.
 type staticFiles map[string]*asset
 
 func newStaticFiles(fsys fs.FS) (staticFiles, error) {
@@ -75,7 +66,7 @@ func newAsset(name string, body []byte) (*asset, error) {
 	if ct == "" {
 		ct = http.DetectContentType(body)
 	}
-	a := &asset{plain: newRepresentation(body, ""), contentType: []string{ct}}
+	a := &asset{plain: newRepresentation(body, ""), contentType: []byte(ct)}
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
@@ -97,66 +88,53 @@ func newAsset(name string, body []byte) (*asset, error) {
 func newRepresentation(body []byte, suffix string) representation {
 	sum := sha256.Sum256(body)
 	return representation{
-		body:   body,
-		etag:   []string{`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + suffix + `"`},
-		length: []string{strconv.Itoa(len(body))},
+		body: body,
+		etag: []byte(`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + suffix + `"`),
 	}
 }
 
-func (s staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a, ok := s[r.URL.Path]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	a.serve(w, r)
-}
-
-// serve answers r with the asset: 405 to methods other than GET and HEAD, 304 when
-// If-None-Match holds its ETag, otherwise the gzip or plain bytes as Accept-Encoding allows.
-func (a *asset) serve(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h["Allow"] = hdrAllowGet
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+// serve answers the request with the asset: 405 to methods other than GET and HEAD, 304
+// when If-None-Match holds its ETag, otherwise the gzip or plain bytes as Accept-Encoding
+// allows. fasthttp writes Content-Length from the body, and leaves the body out of a HEAD.
+func (a *asset) serve(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	if !ctx.IsGet() && !ctx.IsHead() {
+		methodNotAllowed(ctx)
 		return
 	}
 	rep := &a.plain
-	if a.gzipped.body != nil && acceptsGzip(r.Header["Accept-Encoding"]) {
+	if a.gzipped.body != nil && acceptsGzip(ctx.Request.Header.PeekAll(fasthttp.HeaderAcceptEncoding)) {
 		rep = &a.gzipped
 	}
 	// no-cache: browsers keep the files but revalidate every time, which costs a 304 and
 	// means a new release shows up at the next load.
-	h["Cache-Control"] = hdrNoCache
+	h.SetCanonical(hdrCacheControl, hdrNoCache)
 	if a.gzipped.body != nil {
-		h["Vary"] = hdrVaryAE
+		h.SetCanonical(hdrVaryName, hdrAcceptEnc)
 	}
-	h["Etag"] = rep.etag
-	if inm := r.Header["If-None-Match"]; inm != nil && etagMatch(inm, rep.etag[0]) {
-		w.WriteHeader(http.StatusNotModified)
+	h.SetCanonical(hdrETagName, rep.etag)
+	if inm := ctx.Request.Header.PeekAll(fasthttp.HeaderIfNoneMatch); inm != nil && etagMatch(inm, rep.etag) {
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		return
 	}
 	if rep == &a.gzipped {
-		h["Content-Encoding"] = hdrGzip
+		h.SetCanonical(hdrContentEncName, hdrGzip)
 	}
-	h["Content-Type"] = a.contentType
-	h["Content-Length"] = rep.length
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(rep.body)
-	}
+	h.SetContentTypeBytes(a.contentType)
+	// The asset's own bytes, not a copy: they are never written to.
+	ctx.Response.SetBodyRaw(rep.body)
 }
 
 // acceptsGzip reports whether an Accept-Encoding header admits gzip: listed (or "*") with a
 // q-value above zero. It does not allocate.
-func acceptsGzip(values []string) bool {
+func acceptsGzip(values [][]byte) bool {
 	for _, v := range values {
-		for v != "" {
-			var item string
-			item, v, _ = strings.Cut(v, ",")
-			coding, params, _ := strings.Cut(item, ";")
-			coding = strings.TrimSpace(coding)
-			if !strings.EqualFold(coding, "gzip") && !strings.EqualFold(coding, "x-gzip") && coding != "*" {
+		for len(v) > 0 {
+			var item []byte
+			item, v, _ = bytes.Cut(v, comma)
+			coding, params, _ := bytes.Cut(item, semicolon)
+			coding = bytes.TrimSpace(coding)
+			if !bytes.EqualFold(coding, gzipCoding) && !bytes.EqualFold(coding, xGzipCoding) && !bytes.Equal(coding, star) {
 				continue
 			}
 			if !qZero(params) {
@@ -167,33 +145,45 @@ func acceptsGzip(values []string) bool {
 	return false
 }
 
+// The tokens of Accept-Encoding and If-None-Match.
+var (
+	comma       = []byte(",")
+	semicolon   = []byte(";")
+	star        = []byte("*")
+	gzipCoding  = []byte("gzip")
+	xGzipCoding = []byte("x-gzip")
+	weakPrefix  = []byte("W/")
+	qName       = []byte("q")
+	equals      = []byte("=")
+)
+
 // qZero reports whether the parameters of an Accept-Encoding item say q=0 (not acceptable).
-func qZero(params string) bool {
-	for params != "" {
-		var p string
-		p, params, _ = strings.Cut(params, ";")
-		name, val, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if !strings.EqualFold(strings.TrimSpace(name), "q") {
+func qZero(params []byte) bool {
+	for len(params) > 0 {
+		var p []byte
+		p, params, _ = bytes.Cut(params, semicolon)
+		name, val, _ := bytes.Cut(bytes.TrimSpace(p), equals)
+		if !bytes.EqualFold(bytes.TrimSpace(name), qName) {
 			continue
 		}
-		val = strings.TrimSpace(val)
-		if val == "" || val[0] != '0' {
+		val = bytes.TrimSpace(val)
+		if len(val) == 0 || val[0] != '0' {
 			return false
 		}
-		return strings.Trim(val[1:], ".0") == ""
+		return len(bytes.Trim(val[1:], ".0")) == 0
 	}
 	return false
 }
 
 // etagMatch implements the weak comparison of If-None-Match (RFC 9110, 13.1.2): "*" or any
 // listed tag whose opaque part equals ours.
-func etagMatch(values []string, etag string) bool {
+func etagMatch(values [][]byte, etag []byte) bool {
 	for _, v := range values {
-		for v != "" {
-			var tag string
-			tag, v, _ = strings.Cut(v, ",")
-			tag = strings.TrimSpace(tag)
-			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+		for len(v) > 0 {
+			var tag []byte
+			tag, v, _ = bytes.Cut(v, comma)
+			tag = bytes.TrimSpace(tag)
+			if bytes.Equal(tag, star) || bytes.Equal(bytes.TrimPrefix(tag, weakPrefix), etag) {
 				return true
 			}
 		}

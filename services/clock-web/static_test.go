@@ -204,7 +204,11 @@ func TestAcceptsGzip(t *testing.T) {
 		{[]string{"gzipx"}, false},
 		{[]string{"identity;q=1, *;q=0.1"}, true},
 	} {
-		if got := acceptsGzip(tc.values); got != tc.want {
+		var values [][]byte
+		for _, v := range tc.values {
+			values = append(values, []byte(v))
+		}
+		if got := acceptsGzip(values); got != tc.want {
 			t.Errorf("acceptsGzip(%q) = %v, want %v", tc.values, got, tc.want)
 		}
 	}
