@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,4 +217,68 @@ func (web *testWeb) listen(tb testing.TB) *liveWeb {
 		<-done
 	})
 	return &liveWeb{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String()}
+}
+
+// cannedAPI is an upstream that answers every request on a connection with clock-api's
+// answer, written once: the wire benchmarks measure clock-web, not a fake API.
+func cannedAPI(tb testing.TB) string {
+	tb.Helper()
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n" +
+		"Content-Length: " + strconv.Itoa(len(upstreamBody)) + "\r\n\r\n" + upstreamBody)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					// A request from the proxy has no body: it ends with an empty line.
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// benchmarkWire GETs path from the server at addr over 8 kept-alive connections in parallel.
+func benchmarkWire(b *testing.B, addr, path string) {
+	client := &fasthttp.HostClient{Addr: addr, MaxConns: 8}
+	b.ReportAllocs()
+	b.SetParallelism(4) // 4 x GOMAXPROCS goroutines, at most 8 connections
+	b.RunParallel(func(pb *testing.PB) {
+		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(res)
+		req.SetRequestURI("http://" + addr + path)
+		for pb.Next() {
+			if err := client.Do(req, res); err != nil {
+				b.Error(err)
+				return
+			}
+			if res.StatusCode() != http.StatusOK {
+				b.Errorf("status %d", res.StatusCode())
+				return
+			}
+		}
+	})
 }
