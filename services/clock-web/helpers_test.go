@@ -125,13 +125,22 @@ func newHandlerLogging(tb testing.TB, apiURL string, vars map[string]string, w i
 // would send it ("/clock/../metrics" stays as written).
 func do(tb testing.TB, web *testWeb, method, target string, header map[string]string) *httptest.ResponseRecorder {
 	tb.Helper()
+	return roundTrip(tb, web.server, rawRequest(method, target, header, true), method)
+}
+
+// rawRequest writes a request as a client sends it, with a Host and the given headers;
+// closing adds Connection: close.
+func rawRequest(method, target string, header map[string]string, closing bool) string {
 	var raw strings.Builder
-	fmt.Fprintf(&raw, "%s %s HTTP/1.1\r\nHost: clock.test\r\nConnection: close\r\n", method, target)
+	fmt.Fprintf(&raw, "%s %s HTTP/1.1\r\nHost: clock.test\r\n", method, target)
+	if closing {
+		raw.WriteString("Connection: close\r\n")
+	}
 	for k, v := range header {
 		fmt.Fprintf(&raw, "%s: %s\r\n", k, v)
 	}
 	raw.WriteString("\r\n")
-	return roundTrip(tb, web.server, raw.String(), method)
+	return raw.String()
 }
 
 // roundTrip writes a raw request to srv over an in-memory connection and reads the answer.
@@ -176,14 +185,9 @@ func mustContain(tb testing.TB, what, s, sub string) {
 // does with requests the server would refuse first.
 func newCtx(tb testing.TB, method, target string, header map[string]string, remote string) *fasthttp.RequestCtx {
 	tb.Helper()
-	var raw strings.Builder
-	fmt.Fprintf(&raw, "%s %s HTTP/1.1\r\nHost: clock.test\r\n", method, target)
-	for k, v := range header {
-		fmt.Fprintf(&raw, "%s: %s\r\n", k, v)
-	}
-	raw.WriteString("\r\n")
+	raw := rawRequest(method, target, header, false)
 	var req fasthttp.Request
-	if err := req.Read(bufio.NewReaderSize(strings.NewReader(raw.String()), raw.Len()+16)); err != nil {
+	if err := req.Read(bufio.NewReaderSize(strings.NewReader(raw), len(raw)+16)); err != nil {
 		tb.Fatalf("%.80s %.80s: %v", method, target, err)
 	}
 	addr, err := net.ResolveTCPAddr("tcp", remote)
