@@ -156,6 +156,10 @@ type runner struct {
 	// page is clock-web's answer for / minus what nginx writes itself; nginx
 	// adds these headers so both serve the same response.
 	page []nginxHeader
+	// hop is what clock-web's /clock answer carries beyond the API's own
+	// answer, which nginx passes through: nginx in front of the API adds
+	// these, so that both hops send the same response.
+	hop []nginxHeader
 }
 
 // Run measures every target and evaluates the checks. It returns an error
@@ -236,6 +240,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Report, error) {
 			names[i] = h.Name
 		}
 		rep.Notes = append(rep.Notes, "nginx / adds clock-web's "+strings.Join(names, ", ")+" to its answer, so both send the same response.")
+	}
+	if len(r.hop) > 0 {
+		names := make([]string, len(r.hop))
+		for i, h := range r.hop {
+			names[i] = h.Name
+		}
+		rep.Notes = append(rep.Notes, "nginx /clock adds clock-web's "+strings.Join(names, ", ")+" to the API's answer, so both hops send the same response.")
 	}
 	if r.serverCPU >= 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
@@ -429,22 +440,24 @@ func (r *runner) groups() [][]target {
 				if err != nil {
 					return []*server{api}, "", err
 				}
-				return r.proxyTo(ctx, api, apiBase)
+				return r.proxyTo(ctx, api, apiBase, r.hop)
 			}},
 			{TargetUvicorn, func(ctx context.Context) ([]*server, string, error) {
 				app, appBase, err := r.startUvicorn(ctx)
 				if err != nil {
 					return []*server{app}, "", err
 				}
-				return r.proxyTo(ctx, app, appBase)
+				// The classic stack as it ships: uvicorn's own headers, none added.
+				return r.proxyTo(ctx, app, appBase, nil)
 			}},
 		},
 	}
 }
 
-// proxyTo starts nginx in front of the running upstream; nginx first.
-func (r *runner) proxyTo(ctx context.Context, upstream *server, base string) ([]*server, string, error) {
-	srvs, front, err := r.startNginx(ctx, strings.TrimPrefix(base, "http://"), nil)
+// proxyTo starts nginx in front of the running upstream, adding headers to its
+// answers; nginx first.
+func (r *runner) proxyTo(ctx context.Context, upstream *server, base string, headers []nginxHeader) ([]*server, string, error) {
+	srvs, front, err := r.startNginx(ctx, strings.TrimPrefix(base, "http://"), headers)
 	srvs = append(srvs, upstream)
 	if err == nil {
 		err = srvs[0].waitReady(ctx, front+"/clock")
@@ -489,7 +502,42 @@ func (r *runner) startWeb(ctx context.Context) ([]*server, string, error) {
 		return srvs, "", err
 	}
 	r.comparePage(ctx, base+"/")
+	if r.hop == nil {
+		r.compareHop(ctx, base+"/clock", apiBase+"/clock")
+	}
 	return srvs, base, nil
+}
+
+// compareHop keeps the headers of clock-web's /clock answer that the API's
+// own answer lacks, for nginx's hop to add.
+func (r *runner) compareHop(ctx context.Context, webURL, apiURL string) {
+	web, err := answerHeaders(ctx, webURL)
+	if err != nil {
+		return
+	}
+	api, err := answerHeaders(ctx, apiURL)
+	if err != nil {
+		return
+	}
+	r.hop = hopHeaders(web, api)
+}
+
+// answerHeaders GETs url and returns the headers of a 200 answer.
+func answerHeaders(ctx context.Context, url string) (http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return resp.Header, nil
 }
 
 // comparePage notes when clock-web's page is not the static folder's

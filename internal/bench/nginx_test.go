@@ -124,3 +124,22 @@ func TestPageHeaders(t *testing.T) {
 		t.Errorf("pageHeaders = %v, want %v (nginx's own headers left out, sorted)", got, want)
 	}
 }
+
+func TestHopHeaders(t *testing.T) {
+	api := http.Header{}
+	api.Set("Cache-Control", "no-store")
+	api.Set("Content-Type", "text/plain; charset=utf-8")
+	api.Set("Date", "Mon, 23 Nov 2026 01:38:17 GMT")
+	web := api.Clone()
+	web.Set("Content-Security-Policy", "default-src 'none'")
+	web.Set("X-Content-Type-Options", "nosniff")
+
+	got := hopHeaders(web, api)
+	want := []nginxHeader{
+		{"Content-Security-Policy", "default-src 'none'"},
+		{"X-Content-Type-Options", "nosniff"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("hopHeaders = %v, want %v (what the API already sends and nginx's own left out)", got, want)
+	}
+}
