@@ -510,34 +510,32 @@ func (r *runner) startWeb(ctx context.Context) ([]*server, string, error) {
 
 // compareHop keeps the headers of clock-web's /clock answer that the API's
 // own answer lacks, for nginx's hop to add.
+// Both answers must be 200s: an error page's headers are not the hop's.
 func (r *runner) compareHop(ctx context.Context, webURL, apiURL string) {
-	web, err := answerHeaders(ctx, webURL)
-	if err != nil {
+	webStatus, web, _, err := get(ctx, webURL)
+	if err != nil || webStatus != http.StatusOK {
 		return
 	}
-	api, err := answerHeaders(ctx, apiURL)
-	if err != nil {
+	apiStatus, api, _, err := get(ctx, apiURL)
+	if err != nil || apiStatus != http.StatusOK {
 		return
 	}
 	r.hop = hopHeaders(web, api)
 }
 
-// answerHeaders GETs url and returns the headers of a 200 answer.
-func answerHeaders(ctx context.Context, url string) (http.Header, error) {
+// get GETs url and returns the answer's status, headers and body.
+func get(ctx context.Context, url string) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return 0, nil, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
-	}
-	return resp.Header, nil
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, body, err
 }
 
 // comparePage notes when clock-web's page is not the static folder's
@@ -548,14 +546,11 @@ func (r *runner) comparePage(ctx context.Context, url string) {
 	if err != nil {
 		return
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	_, header, got, err := get(ctx, url)
 	if err != nil {
 		return
 	}
-	defer resp.Body.Close()
-	r.page = pageHeaders(resp.Header)
-	got, _ := io.ReadAll(resp.Body)
+	r.page = pageHeaders(header)
 	note := fmt.Sprintf("clock-web / (%d bytes) differs from %s (%d bytes): is the binary stale?",
 		len(got), filepath.Join(r.opts.StaticDir, "index.html"), len(want))
 	if !bytes.Equal(got, want) && !containsString(r.notes, note) {
