@@ -29,7 +29,6 @@ func newServer(cfg config, handler fasthttp.RequestHandler, logger *slog.Logger,
 	srv := &fasthttp.Server{
 		Handler:      handler,
 		ErrorHandler: requestError,
-		Name:         "", // no Server header
 		// The listener holds at most serve.MaxConns; this is the same cap, so that fasthttp
 		// never answers 503 for a connection the listener let in.
 		Concurrency: serve.MaxConns,
