@@ -28,10 +28,11 @@ func securityHeaders(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 
 // accessLog writes one JSON line per request.
 //
-// The record goes straight to the handler: Logger.LogAttrs would also capture the caller's
-// PC (runtime.Callers), which nothing prints and which cost about as much as encoding the
-// line. The duration runs from when fasthttp had read the request (RequestCtx.Time), and the
-// record's time is the end, so the clock is read once per request.
+// The line is appended straight into bytes (logjson.Line): a slog.Record cost twice as much
+// as the line itself, six allocations included. A method or path that needs escaping or a cut
+// takes slog's path, with AddText's bound. The duration runs from when fasthttp had read the
+// request (RequestCtx.Time), and the line's time is the end, so the clock is read once per
+// request.
 func accessLog(logger *slog.Logger, next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	h := logger.Handler()
 	return func(ctx *fasthttp.RequestCtx) {
@@ -41,15 +42,28 @@ func accessLog(logger *slog.Logger, next fasthttp.RequestHandler) fasthttp.Reque
 		}
 		next(ctx)
 		end := time.Now()
+		bytes := 0
+		if !ctx.IsHead() && !ctx.Response.SkipBody {
+			bytes = len(ctx.Response.Body())
+		}
+		if l, ok := logjson.NewLine(h, end, slog.LevelInfo, "request"); ok {
+			l.Text("method", ctx.Method())
+			l.Text("path", ctx.Path())
+			l.Int("status", ctx.Response.StatusCode())
+			l.Int("bytes", bytes)
+			l.Duration("duration", end.Sub(ctx.Time()))
+			l.Addr("remote", ctx.RemoteAddr())
+			if l.Write() {
+				return
+			}
+		}
+		// The record goes straight to the handler: Logger.LogAttrs would also capture the
+		// caller's PC (runtime.Callers), which nothing prints.
 		line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
 		// Method and path are the client's: bounded, so a flood of long URLs cannot wipe
 		// the rotated log history. The remote address is the kernel's.
 		logjson.AddText(&line, "method", string(ctx.Method()))
 		logjson.AddText(&line, "path", string(ctx.Path()))
-		bytes := 0
-		if !ctx.IsHead() && !ctx.Response.SkipBody {
-			bytes = len(ctx.Response.Body())
-		}
 		line.AddAttrs(
 			slog.Int("status", ctx.Response.StatusCode()),
 			slog.Int("bytes", bytes),

@@ -1,0 +1,118 @@
+package logjson
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Line is one log line appended straight into bytes: no slog.Record, no attribute values, no
+// allocation. It is for the line a service writes on every request, where building a Record
+// cost more than the line itself (BenchmarkLine against BenchmarkRecord). Its bytes are
+// JSONHandler's for the same attributes in the same order.
+//
+// A Line takes only what goes into JSON as it is, as the handler's short cut does: a text that
+// would need escaping or a cut (AddText's rule) voids it, and Write then reports false, so
+// that the caller logs the same attributes through slog instead, with the cut and the escaping
+// done there.
+type Line struct {
+	h  *handler
+	bp *[]byte
+	b  []byte
+	ok bool
+}
+
+// NewLine starts a line of h's at t. It reports false when h is not this package's handler,
+// or when t or msg would take the JSONHandler's own path. The caller checks the level first.
+// A Line is a value, so that it stays on the caller's stack.
+func NewLine(h slog.Handler, t time.Time, level slog.Level, msg string) (Line, bool) {
+	hh, ok := h.(*handler)
+	if y := t.Year(); !ok || t.IsZero() || y < 0 || y >= 10000 || !plainJSON(msg) {
+		return Line{}, false
+	}
+	bp := lineBufs.Get().(*[]byte)
+	l := Line{h: hh, bp: bp, ok: true}
+	b := append((*bp)[:0], `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"`...)
+	b = append(b, level.String()...)
+	b = append(b, `","msg":"`...)
+	b = append(b, msg...)
+	l.b = append(b, '"')
+	return l, true
+}
+
+func (l *Line) key(k string) {
+	if k == "" || !plainJSON(k) {
+		l.ok = false
+		return
+	}
+	l.b = append(l.b, ',', '"')
+	l.b = append(l.b, k...)
+	l.b = append(l.b, '"', ':')
+}
+
+// Text adds a text a client chose, as AddText would when it fits: over MaxTextLen bytes, or
+// needing escaping, it voids the line.
+func (l *Line) Text(key string, v []byte) {
+	if len(v) > MaxTextLen || !plainJSON(string(v)) { // the conversion does not allocate
+		l.ok = false
+	}
+	if !l.ok {
+		return
+	}
+	l.key(key)
+	l.b = append(l.b, '"')
+	l.b = append(l.b, v...)
+	l.b = append(l.b, '"')
+}
+
+// Int adds what slog.Int would.
+func (l *Line) Int(key string, v int) {
+	l.key(key)
+	l.b = strconv.AppendInt(l.b, int64(v), 10)
+}
+
+// Duration adds what slog.Duration would: nanoseconds.
+func (l *Line) Duration(key string, d time.Duration) {
+	l.key(key)
+	l.b = strconv.AppendInt(l.b, int64(d), 10)
+}
+
+// Addr adds what slog.String(key, a.String()) would, without building the string for a TCP
+// address.
+func (l *Line) Addr(key string, a net.Addr) {
+	l.key(key)
+	start := len(l.b) + 1
+	l.b = append(l.b, '"')
+	if t, ok := a.(*net.TCPAddr); ok && t.Zone == "" && t.Port >= 0 && t.Port <= 0xffff &&
+		(len(t.IP) == net.IPv4len || len(t.IP) == net.IPv6len) {
+		ip, _ := netip.AddrFromSlice(t.IP)
+		// net.IP prints a v4-in-v6 address as IPv4, and netip as ::ffff:a.b.c.d.
+		ip = ip.Unmap()
+		l.b = netip.AddrPortFrom(ip, uint16(t.Port)).AppendTo(l.b)
+	} else if a != nil {
+		l.b = append(l.b, a.String()...)
+	}
+	if !plainJSON(string(l.b[start:])) {
+		l.ok = false
+	}
+	l.b = append(l.b, '"')
+}
+
+// Write writes the line and reports true, or, when the line is void, writes nothing and
+// reports false. Either way the line is done with. A failed write is not reported: a log
+// line must not turn into a failed request.
+func (l *Line) Write() bool {
+	if l.ok {
+		l.b = append(l.b, '}', '\n')
+		_, _ = l.h.w.Write(l.b)
+	}
+	if cap(l.b) <= 16<<10 {
+		*l.bp = l.b
+		lineBufs.Put(l.bp)
+	}
+	return l.ok
+}
