@@ -3,7 +3,7 @@ package serve
 import (
 	"net"
 	"sync"
-	"time"
+	"sync/atomic"
 )
 
 // LimitListener returns a listener that holds at most n accepted connections open at once:
@@ -22,7 +22,7 @@ import (
 // free of dependencies.
 func LimitListener(ln net.Listener, n int) net.Listener {
 	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}),
-		idle: map[net.Conn]time.Time{}}
+		conns: map[*limitConn]struct{}{}}
 }
 
 type limitListener struct {
@@ -31,8 +31,12 @@ type limitListener struct {
 	done      chan struct{} // closed by Close: a waiting Accept returns
 	closeOnce sync.Once
 
-	mu   sync.Mutex
-	idle map[net.Conn]time.Time // idle keep-alive connections, by when they went idle
+	// idleOrder numbers the moments connections go idle, so that the smallest number marks
+	// the longest idle one. A counter, not the clock: the hook runs twice a request.
+	idleOrder atomic.Uint64
+
+	mu    sync.Mutex
+	conns map[*limitConn]struct{} // the open connections; changed per connection, not per request
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -53,23 +57,33 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	lc := &limitConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
 }
 
-// evictIdle closes the connection that has been idle longest, if any.
+// evictIdle closes the connection that has been idle longest, if any. It claims the
+// connection first, so that one which has just become busy is passed over.
 func (l *limitListener) evictIdle() {
-	l.mu.Lock()
-	var oldest net.Conn
-	var since time.Time
-	for c, t := range l.idle {
-		if oldest == nil || t.Before(since) {
-			oldest, since = c, t
+	for {
+		l.mu.Lock()
+		var oldest *limitConn
+		var since uint64
+		for c := range l.conns {
+			if n := c.idleSince.Load(); n != 0 && (oldest == nil || n < since) {
+				oldest, since = c, n
+			}
 		}
-	}
-	delete(l.idle, oldest)
-	l.mu.Unlock()
-	if oldest != nil {
-		_ = oldest.Close()
+		l.mu.Unlock()
+		if oldest == nil {
+			return
+		}
+		if oldest.idleSince.CompareAndSwap(since, 0) {
+			_ = oldest.Close()
+			return
+		}
 	}
 }
 
@@ -85,12 +99,14 @@ func IdleHook(ln net.Listener) func(c net.Conn, idle bool) {
 }
 
 func (l *limitListener) setIdle(c net.Conn, idle bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	lc, ok := c.(*limitConn)
+	if !ok {
+		return
+	}
 	if idle {
-		l.idle[c] = time.Now()
+		lc.idleSince.Store(l.idleOrder.Add(1))
 	} else {
-		delete(l.idle, c)
+		lc.idleSince.Store(0)
 	}
 }
 
@@ -102,13 +118,20 @@ func (l *limitListener) Close() error {
 
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l         *limitListener
+	idleSince atomic.Uint64 // l.idleOrder when it went idle; 0 while busy
+	once      sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.idleSince.Store(0)
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		<-c.l.sem
+	})
 	return err
 }
 
