@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -47,10 +48,13 @@ const (
 // maps to filter them again. Every page polls /clock twice a second, so this hop decides
 // what a VM serves; the README's measurements have the costs of both.
 type clockProxy struct {
+	// client is the pool of connections to the API: it dials (DialTimeout), bounds the
+	// connections and the wait for one (MaxConns, MaxConnWaitTimeout), and closes idle ones.
+	// The exchange on a connection is the proxy's own (exchange).
 	client *fasthttp.HostClient
-	// get and head are the only requests ever sent: built once from the configuration,
-	// never from the incoming request, and copied for each exchange.
-	get, head *fasthttp.Request
+	// get and head are the only requests ever sent, written by fasthttp once from the
+	// configuration, never from the incoming request: each exchange sends the same bytes.
+	get, head []byte
 	timeout   time.Duration
 	upstream  string // API_URL for the log, credentials redacted
 	logger    *slog.Logger
@@ -99,22 +103,12 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 		// did, the wait is part of the one deadline (504).
 		MaxConns:           serve.MaxConns,
 		MaxConnWaitTimeout: cfg.ProxyTimeout,
-		// The exchange sets one deadline on the connection (exchange.RoundTrip); these
-		// bound a TLS handshake, which starts when the exchange's dial does.
+		// The exchange sets one deadline on the connection (exchange); these bound a TLS
+		// handshake, which starts when the exchange's dial does.
 		ReadTimeout:         cfg.ProxyTimeout,
 		WriteTimeout:        cfg.ProxyTimeout,
 		MaxIdleConnDuration: upstreamIdle,
 		ReadBufferSize:      maxUpstreamHeaderBytes,
-		MaxResponseBodySize: maxUpstreamBody,
-		// Only Content-Type, Content-Encoding and Content-Length are looked at, and fasthttp
-		// matches those case-insensitively: the other names need no canonical form.
-		DisableHeaderNamesNormalizing: true,
-		NoDefaultUserAgentHeader:      true,
-		// A request is retried only on a pooled connection the API had already closed
-		// (exchange.RoundTrip); each such connection is dropped, so the pool bounds the
-		// retries and the deadline bounds their time.
-		MaxIdemponentCallAttempts: serve.MaxConns + 1,
-		Transport:                 exchange{},
 	}
 
 	p := &clockProxy{
@@ -124,7 +118,7 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 		logger:   logger,
 	}
 	for _, r := range []struct {
-		req    **fasthttp.Request
+		raw    *[]byte
 		method string
 	}{{&p.get, fasthttp.MethodGet}, {&p.head, fasthttp.MethodHead}} {
 		req := &fasthttp.Request{}
@@ -133,11 +127,16 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 		// Not fasthttp's default; nothing else of the browser's is sent, neither its cookies
 		// nor its headers of any size.
 		req.Header.SetUserAgent("clock-web")
-		// Parsed here, once: each copy takes the parsed form instead of parsing it again.
 		if len(req.URI().Host()) == 0 {
 			return nil, fmt.Errorf("API_URL %q: no host in %s", target.Redacted(), clockURL)
 		}
-		*r.req = req
+		var b bytes.Buffer
+		w := bufio.NewWriter(&b)
+		if err := req.Write(w); err != nil {
+			return nil, fmt.Errorf("API_URL %q: %w", target.Redacted(), err)
+		}
+		_ = w.Flush()
+		*r.raw = b.Bytes()
 	}
 	return p, nil
 }
@@ -166,20 +165,13 @@ func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
+	req := p.get
 	if ctx.IsHead() {
-		p.head.CopyTo(req)
-	} else {
-		p.get.CopyTo(req)
+		req = p.head
 	}
 	res := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(res)
-	// A missing Content-Type stays missing, instead of fasthttp's default text/plain.
-	res.Header.SetNoDefaultContentType(true)
-
-	// One deadline for dial, request, headers and body; the dial has its own shorter one.
-	if err := p.client.DoDeadline(req, res, time.Now().Add(p.timeout)); err != nil {
+	if err := p.exchange(req, ctx.IsHead(), res); err != nil {
 		p.failExchange(ctx, err)
 		return
 	}
@@ -201,16 +193,28 @@ func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(res.Body())
 }
 
-// exchange is fasthttp's default transport cut down to a bodiless request, with the retry
-// rule of exchange.RoundTrip.
-type exchange struct{}
+// exchange sends req (head: a HEAD's bytes) to the API and reads the answer into res, under
+// one deadline for the dial, the request, the headers and the body; the dial has its own
+// shorter one. A request goes again on another connection only when a pooled one turns out
+// closed before the API answered (once), so each retry drops a connection and the pool and
+// the deadline bound them.
+func (p *clockProxy) exchange(req []byte, head bool, res *fasthttp.Response) error {
+	deadline := time.Now().Add(p.timeout)
+	for attempts := 0; ; attempts++ {
+		retry, err := p.roundTrip(req, head, res, deadline)
+		if err == nil || !retry || attempts >= serve.MaxConns {
+			return err
+		}
+	}
+}
 
-// RoundTrip sends req on a pooled or new connection under one deadline and reads the
-// answer, its body capped by MaxResponseBodySize and its headers by ReadBufferSize.
-func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *fasthttp.Response) (retry bool, err error) {
-	timeout := req.GetTimeOut()
-	deadline := time.Now().Add(timeout) // before the dial: it is part of the exchange
-	cc, err := hc.AcquireConn(timeout, false)
+// roundTrip is one attempt of exchange, on a pooled or new connection.
+func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, deadline time.Time) (retry bool, err error) {
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return false, fasthttp.ErrTimeout
+	}
+	cc, err := p.client.AcquireConn(timeout, false)
 	if err != nil {
 		return false, err
 	}
@@ -220,31 +224,28 @@ func (exchange) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, res *f
 	written := false
 	err = conn.SetDeadline(deadline)
 	if err == nil {
-		bw := hc.AcquireWriter(conn)
-		err = req.Write(bw)
-		if err == nil {
-			err = bw.Flush()
-		}
-		hc.ReleaseWriter(bw)
+		// Nothing to buffer: the request is whole, and one write sends it.
+		_, err = conn.Write(req)
 		written = err == nil
 	}
 	if err == nil {
-		if req.Header.IsHead() {
-			res.SkipBody = true
-		}
-		if hc.DisableHeaderNamesNormalizing {
-			res.Header.DisableNormalizing()
-		}
-		br := hc.AcquireReader(conn)
-		err = res.ReadLimitBody(br, hc.MaxResponseBodySize)
-		hc.ReleaseReader(br)
+		res.Reset()
+		// A missing Content-Type stays missing, instead of fasthttp's default text/plain.
+		res.Header.SetNoDefaultContentType(true)
+		res.SkipBody = head
+		// Only Content-Type, Content-Encoding and Content-Length are looked at, and fasthttp
+		// matches those case-insensitively: the other names need no canonical form.
+		res.Header.DisableNormalizing()
+		br := p.client.AcquireReader(conn)
+		err = res.ReadLimitBody(br, maxUpstreamBody)
+		p.client.ReleaseReader(br)
 	}
 
 	// A connection in any state but between two answers is never pooled.
 	if err != nil || res.ConnectionClose() {
-		hc.CloseConn(cc)
+		p.client.CloseConn(cc)
 	} else {
-		hc.ReleaseConn(cc)
+		p.client.ReleaseConn(cc)
 	}
 	if err == nil || !pooled {
 		return false, err
