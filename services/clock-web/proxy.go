@@ -43,7 +43,7 @@ const (
 // and nothing else.
 //
 // The hop is synchronous: the handler's goroutine writes the request on a pooled
-// connection and parses the answer itself (fasthttp's HostClient), where http.Transport
+// connection and parses the answer itself (fasthttp's Response), where http.Transport
 // hands every exchange to a read and a write goroutine per connection and builds header
 // maps to filter them again. Every page polls /clock twice a second, so this hop decides
 // what a VM serves; the README's measurements have the costs of both.
