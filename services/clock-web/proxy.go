@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -131,11 +130,9 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 			return nil, fmt.Errorf("API_URL %q: no host in %s", target.Redacted(), clockURL)
 		}
 		var b bytes.Buffer
-		w := bufio.NewWriter(&b)
-		if err := req.Write(w); err != nil {
+		if _, err := req.WriteTo(&b); err != nil {
 			return nil, fmt.Errorf("API_URL %q: %w", target.Redacted(), err)
 		}
-		_ = w.Flush()
 		*r.raw = b.Bytes()
 	}
 	return p, nil
@@ -193,11 +190,11 @@ func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(res.Body())
 }
 
-// exchange sends req (head: a HEAD's bytes) to the API and reads the answer into res, under
-// one deadline for the dial, the request, the headers and the body; the dial has its own
-// shorter one. A request goes again on another connection only when a pooled one turns out
-// closed before the API answered (once), so each retry drops a connection and the pool and
-// the deadline bound them.
+// exchange sends req, the GET's or the HEAD's bytes (head says which), to the API and reads
+// the answer into res, under one deadline for the dial, the request, the headers and the
+// body; the dial has its own shorter one. A request goes again on another connection only
+// when a pooled one turns out closed before the API answered; each retry drops that
+// connection, so the pool and the deadline bound them.
 func (p *clockProxy) exchange(req []byte, head bool, res *fasthttp.Response) error {
 	deadline := time.Now().Add(p.timeout)
 	for attempts := 0; ; attempts++ {
