@@ -57,7 +57,7 @@ func (l *Line) key(k string) {
 // Text adds a text a client chose, as AddText would when it fits: over MaxTextLen bytes, or
 // needing escaping, it voids the line.
 func (l *Line) Text(key string, v []byte) {
-	if len(v) > MaxTextLen || !plainJSON(string(v)) { // the conversion does not allocate
+	if len(v) > MaxTextLen || !plainJSON(v) {
 		l.ok = false
 	}
 	if !l.ok {
@@ -96,7 +96,7 @@ func (l *Line) Addr(key string, a net.Addr) {
 	} else if a != nil {
 		l.b = append(l.b, a.String()...)
 	}
-	if !plainJSON(string(l.b[start:])) {
+	if !plainJSON(l.b[start:]) {
 		l.ok = false
 	}
 	l.b = append(l.b, '"')

@@ -128,7 +128,7 @@ func appendFastJSON(b []byte, r slog.Record) ([]byte, bool) {
 
 // plainJSON reports whether s goes into a JSON string as it is: printable ASCII other than
 // the quote and the backslash.
-func plainJSON(s string) bool {
+func plainJSON[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			return false
