@@ -46,12 +46,13 @@ func accessLog(logger *slog.Logger, next fasthttp.RequestHandler) fasthttp.Reque
 		if !ctx.IsHead() && !ctx.Response.SkipBody {
 			bytes = len(ctx.Response.Body())
 		}
+		took := end.Sub(ctx.Time())
 		if l, ok := logjson.NewLine(h, end, slog.LevelInfo, "request"); ok {
 			l.Text("method", ctx.Method())
 			l.Text("path", ctx.Path())
 			l.Int("status", ctx.Response.StatusCode())
 			l.Int("bytes", bytes)
-			l.Duration("duration", end.Sub(ctx.Time()))
+			l.Duration("duration", took)
 			l.Addr("remote", ctx.RemoteAddr())
 			if l.Write() {
 				return
@@ -67,7 +68,7 @@ func accessLog(logger *slog.Logger, next fasthttp.RequestHandler) fasthttp.Reque
 		line.AddAttrs(
 			slog.Int("status", ctx.Response.StatusCode()),
 			slog.Int("bytes", bytes),
-			slog.Duration("duration", end.Sub(ctx.Time())),
+			slog.Duration("duration", took),
 			slog.String("remote", ctx.RemoteAddr().String()),
 		)
 		// A failed log write must not turn into a failed request.

@@ -162,13 +162,9 @@ func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	req := p.get
-	if ctx.IsHead() {
-		req = p.head
-	}
 	res := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(res)
-	if err := p.exchange(req, ctx.IsHead(), res); err != nil {
+	if err := p.exchange(ctx.IsHead(), res); err != nil {
 		p.failExchange(ctx, err)
 		return
 	}
@@ -190,12 +186,16 @@ func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(res.Body())
 }
 
-// exchange sends req, the GET's or the HEAD's bytes (head says which), to the API and reads
-// the answer into res, under one deadline for the dial, the request, the headers and the
-// body; the dial has its own shorter one. A request goes again on another connection only
-// when a pooled one turns out closed before the API answered; each retry drops that
-// connection, so the pool and the deadline bound them.
-func (p *clockProxy) exchange(req []byte, head bool, res *fasthttp.Response) error {
+// exchange sends the GET's bytes, or the HEAD's when head is set, to the API and reads the
+// answer into res, under one deadline for the dial, the request, the headers and the body;
+// the dial has its own shorter one. A request goes again on another connection only when a
+// pooled one turns out closed before the API answered; each retry drops that connection, so
+// the pool and the deadline bound them.
+func (p *clockProxy) exchange(head bool, res *fasthttp.Response) error {
+	req := p.get
+	if head {
+		req = p.head
+	}
 	deadline := time.Now().Add(p.timeout)
 	for attempts := 0; ; attempts++ {
 		retry, err := p.roundTrip(req, head, res, deadline)
