@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -157,8 +158,12 @@ func (p probe) needsPlaybook(stamp, converge string) string {
 
 // shipImages loads the spec's images that the target lacks, streaming each archive over SSH
 // into clockctl load (the Engine API: the docker CLI costs a second more in a TCG guest):
-// only a new build is copied.
+// only a new build is copied. Both load at once, on two sessions of the one connection: a
+// guest with more than one vCPU unpacks them side by side.
 func (d *Deployer) shipImages(ctx context.Context, c *ssh.Client, t sshx.Target, have map[string]bool, spec release.Spec, step *progress.Step) (int, error) {
+	var wg sync.WaitGroup
+	var errs []error
+	var mu sync.Mutex
 	n := 0
 	for _, x := range []struct {
 		svc images.Service
@@ -167,22 +172,38 @@ func (d *Deployer) shipImages(ctx context.Context, c *ssh.Client, t sshx.Target,
 		if have[x.img.ID] {
 			continue
 		}
-		f, err := os.Open(d.Cfg.State().Image(x.svc.Archive()))
-		if err != nil {
-			return n, err
-		}
-		st, _ := f.Stat()
-		t0 := time.Now()
-		var out bytes.Buffer
-		err = sshx.Stream(ctx, c, sudo(t, clockctlPath+" load"), f, &out, io.Discard)
-		f.Close()
-		if err != nil {
-			return n, fmt.Errorf("loading %s into the target's Docker: %w", x.img.Ref, err)
-		}
-		step.Printf("loaded %s (%.1f MB) in %s", x.img.Ref, float64(st.Size())/1e6, progress.Round(time.Since(t0)))
 		n++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.load(ctx, c, t, x.svc, x.img.Ref, step); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
-	return n, nil
+	wg.Wait()
+	return n, errors.Join(errs...)
+}
+
+// load streams svc's archive into the target's Docker.
+func (d *Deployer) load(ctx context.Context, c *ssh.Client, t sshx.Target, svc images.Service, ref string, step *progress.Step) error {
+	f, err := os.Open(d.Cfg.State().Image(svc.Archive()))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := sshx.Stream(ctx, c, sudo(t, clockctlPath+" load"), f, io.Discard, io.Discard); err != nil {
+		return fmt.Errorf("loading %s into the target's Docker: %w", ref, err)
+	}
+	step.Printf("loaded %s (%.1f MB) in %s", ref, float64(st.Size())/1e6, progress.Round(time.Since(t0)))
+	return nil
 }
 
 // clockctl runs a clockctl command on the target with stdin as its input, its progress lines
