@@ -32,7 +32,7 @@ type Config struct {
 	LibvirtURI  string        `envconfig:"LIBVIRT_URI" default:"qemu:///system" desc:"libvirt connection URI of the QEMU driver (the ext transport and command= are refused: they run a program)"`
 	VMName      string        `envconfig:"VM_NAME" default:"immfly-debian10" desc:"libvirt domain name"`
 	VMMemoryMiB int           `envconfig:"VM_MEMORY" default:"1024" desc:"VM memory in MiB (256-65536)"`
-	VMVCPUs     int           `envconfig:"VM_VCPUS" default:"1" desc:"VM virtual CPUs (1-64)"`
+	VMVCPUs     int           `envconfig:"VM_VCPUS" default:"2" desc:"VM virtual CPUs (1-64)"`
 	VMAccel     string        `envconfig:"VM_ACCEL" default:"auto" desc:"auto (KVM where it boots a guest, else TCG), kvm or tcg"`
 	VMImage     string        `envconfig:"VM_IMAGE" desc:"your own raw disk image (e.g. debian10-ssh.img); empty: build Debian 12 with vm:image"`
 	VMKey       string        `envconfig:"VM_KEY" desc:"private key that logs into VM_IMAGE (required with it); empty: generated ed25519 key"`

@@ -17,8 +17,8 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load with no variables: %v", err)
 	}
-	if c.VMName != "immfly-debian10" || c.VMMemoryMiB != 1024 || c.VMVCPUs != 1 || c.VMAccel != "auto" || c.HTTPPort != 80 {
-		t.Errorf("defaults = %+v, want the classic VM (immfly-debian10, 1024 MiB, 1 vCPU, auto) on port 80", c)
+	if c.VMName != "immfly-debian10" || c.VMMemoryMiB != 1024 || c.VMVCPUs != 2 || c.VMAccel != "auto" || c.HTTPPort != 80 {
+		t.Errorf("defaults = %+v, want the classic VM (immfly-debian10, 1024 MiB) with 2 vCPUs, auto, on port 80", c)
 	}
 	if c.Remote() {
 		t.Error("Remote() = true with no CLOCK_TARGET_HOST")

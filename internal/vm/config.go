@@ -29,7 +29,7 @@ const (
 	DefaultName      = "immfly-debian10"
 	DefaultMAC       = "52:54:00:c0:e9:b1"
 	DefaultMemoryMiB = 1024
-	DefaultVCPUs     = 1
+	DefaultVCPUs     = 2
 	DefaultURI       = "qemu:///system"
 	DefaultNetwork   = "default"
 	DefaultMachine   = "q35"

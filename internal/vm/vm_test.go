@@ -117,7 +117,7 @@ func TestRenderDefaultsMatchClassicDefinition(t *testing.T) {
 		{"uuid", d.UUID, nameUUID("immfly-debian10")},
 		{"memory", d.Memory.Value + " " + d.Memory.Unit, "1024 MiB"},
 		{"current memory", d.CurrentMemory, "1024"},
-		{"vcpus", d.VCPU, "1"},
+		{"vcpus", d.VCPU, "2"}, // the classic has 1; 2 start a release's instances side by side
 		{"machine", d.OS.Type.Machine, "q35"},
 		{"disk format", d.Devices.Disk.Driver.Type, "qcow2"},
 		{"disk file", d.Devices.Disk.Source.File, filepath.Join(c.StateDir, "vm", "immfly-debian10.qcow2")},
