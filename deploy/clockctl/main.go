@@ -46,7 +46,10 @@ func main() {
 		fmt.Fprintf(os.Stderr, "clockctl: %v\n", err)
 		var ge *release.GateError
 		if errors.As(err, &ge) {
-			os.Exit(3)
+			os.Exit(release.ExitGate)
+		}
+		if errors.Is(err, errBusy) {
+			os.Exit(release.ExitBusy)
 		}
 		os.Exit(1)
 	}
@@ -140,6 +143,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return fmt.Errorf("unknown command %q: want load, state, deploy, rollback, releases or stop", cmd)
 }
 
+var errBusy = errors.New("another clockctl is running on this host")
+
 // lockDir keeps two clockctl runs (one by hand, say) from switching at once; the deploy
 // lock in the same folder keeps two operators apart before either gets here.
 func lockDir(dir string) (func(), error) {
@@ -149,7 +154,7 @@ func lockDir(dir string) (func(), error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another clockctl is running on this host (%s is locked)", f.Name())
+		return nil, fmt.Errorf("%w (%s is locked)", errBusy, f.Name())
 	}
 	return func() { f.Close() }, nil
 }

@@ -7,7 +7,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -275,6 +274,12 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 		if err := timed("ansible", func() error { return d.playbook(ctx, client, target, runnerImage, stamp, &sum) }); err != nil {
 			return sum, err
 		}
+		// A new connection for the release: this one sat idle for minutes while the
+		// playbook may have installed Docker and loaded the firewall under it.
+		c.drop(client)
+		if client, err = c.client(ctx); err != nil {
+			return sum, err
+		}
 		if p, err = probeTarget(ctx, client, target, []string{spec.API.ID, spec.Web.ID}); err != nil || p.State == nil {
 			return sum, fmt.Errorf("after the playbook, clockctl cannot read the target's state: %v %s", err, p.Why)
 		}
@@ -285,7 +290,7 @@ func (d *Deployer) Deploy(ctx context.Context) (Summary, error) {
 			return step.Fail(err)
 		}
 		req, _ := json.Marshal(d.request(spec, lock.Me("deploy").Who))
-		if err := clockctl(ctx, client, target, []string{"deploy"}, bytes.NewReader(req), &sum.Release, step); err != nil {
+		if err := d.switchTo(ctx, c, target, req, &sum.Release, step); err != nil {
 			return step.Fail(err)
 		}
 		pruned := pruneHere(ctx, sum.Release.Kept, d.Meta.Version)

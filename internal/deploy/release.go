@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -214,8 +216,8 @@ func clockctl(ctx context.Context, c *ssh.Client, t sshx.Target, args []string, 
 	err := sshx.Stream(ctx, c, sudo(t, clockctlPath+" "+strings.Join(args, " ")), stdin, &stdout, &lines)
 	lines.flush()
 	if err != nil {
-		if errors.As(err, new(*sshx.ExitError)) {
-			return fmt.Errorf("clockctl %s on the target: %s", args[0], lines.all())
+		if ee := (*sshx.ExitError)(nil); errors.As(err, &ee) {
+			return &clockctlError{cmd: args[0], status: ee.Status, lines: lines.all()}
 		}
 		return err
 	}
@@ -226,6 +228,92 @@ func clockctl(ctx context.Context, c *ssh.Client, t sshx.Target, args []string, 
 		return fmt.Errorf("clockctl %s said %q: %w", args[0], stdout.String(), err)
 	}
 	return nil
+}
+
+// clockctlError is clockctl exiting non-zero on the target; its own lines say why.
+type clockctlError struct {
+	cmd    string
+	status int
+	lines  string
+}
+
+func (e *clockctlError) Error() string {
+	return fmt.Sprintf("clockctl %s on the target: %s", e.cmd, e.lines)
+}
+
+// switchTo runs clockctl deploy with req over c. Should the SSH connection be lost during
+// it (CI saw a session to a just-provisioned bare host end with no exit status), clockctl
+// goes on there by itself, as it ignores the hangup; switchTo then dials again, waits for
+// that run to finish and sends the same request once more, which finds the release live
+// and leaves it alone, or switches to it, or fails with the gate's reason.
+func (d *Deployer) switchTo(ctx context.Context, c *conn, t sshx.Target, req []byte, res *release.Result, step *progress.Step) error {
+	run := func(ctx context.Context) error {
+		cl, err := c.client(ctx)
+		if err != nil {
+			return &dialError{err}
+		}
+		err = clockctl(ctx, cl, t, []string{"deploy"}, bytes.NewReader(req), res, step)
+		if lostConnection(ctx, err) {
+			c.drop(cl)
+		}
+		return err
+	}
+	// Long enough for the lost run to finish: both services' gates and the drain.
+	return resume(ctx, run, 2*d.Cfg.HealthTimeout+2*time.Minute, 2*time.Second, step)
+}
+
+// resume calls run, and again every pause while the connection is lost (or cannot be dialled
+// again) or the target's clockctl is still busy with the lost run, for up to window.
+func resume(ctx context.Context, run func(context.Context) error, window, pause time.Duration, step *progress.Step) error {
+	err := run(ctx)
+	if !lostConnection(ctx, err) {
+		return err
+	}
+	t0 := time.Now()
+	step.Printf("the SSH connection was lost during the switch (%v): clockctl carries on there; reconnecting to wait for it, for up to %s", err, window)
+	for {
+		switch {
+		case errors.Is(err, sshx.ErrAuthRejected), errors.Is(err, sshx.ErrHostKeyChanged), errors.Is(err, sshx.ErrUnknownHost):
+			return err
+		case time.Since(t0) > window:
+			return fmt.Errorf("the SSH connection was lost during the switch and the target's clockctl did not answer again within %s: %w; "+
+				"see what the target runs with go run mage.go releases, then deploy again", window, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		err = run(ctx)
+		var ce *clockctlError
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil:
+			step.Printf("reconnected after %s: the release is live", progress.Round(time.Since(t0)))
+			return nil
+		case errors.As(err, &ce) && ce.status == release.ExitBusy, errors.As(err, new(*dialError)), lostConnection(ctx, err):
+			continue
+		default:
+			return err
+		}
+	}
+}
+
+// dialError is a failure to connect to the target again.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// lostConnection reports whether err is the SSH connection failing under a command that
+// was not cancelled: the session ended with no exit status, or the transport broke.
+func lostConnection(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	return errors.As(err, new(*ssh.ExitMissingError)) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EPIPE)
 }
 
 // sudo runs cmd as root on a target whose user is not root.

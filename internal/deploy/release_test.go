@@ -1,10 +1,21 @@
 package deploy
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/clock-app/clock/internal/progress"
 	"github.com/clock-app/clock/internal/release"
 	"github.com/clock-app/clock/internal/sshx"
 )
@@ -90,5 +101,75 @@ func TestSudo(t *testing.T) {
 		if got := sudo(sshx.Target{User: tt.user}, "docker load --quiet"); got != tt.want {
 			t.Errorf("sudo as %s = %q, want %q", tt.user, got, tt.want)
 		}
+	}
+}
+
+// TestResume is the switch's answer to a lost SSH connection: dial again, wait while the
+// target's clockctl is busy with the lost run, and keep any other answer as the outcome.
+func TestResume(t *testing.T) {
+	lost := fmt.Errorf("remote command %q: %w", "clockctl deploy", &ssh.ExitMissingError{})
+	busy := &clockctlError{cmd: "deploy", status: release.ExitBusy, lines: "another clockctl is running on this host"}
+	gate := &clockctlError{cmd: "deploy", status: release.ExitGate, lines: "release x is not healthy"}
+	refused := &dialError{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}
+	for _, tc := range []struct {
+		name    string
+		answers []error // one per call; the last repeats
+		calls   int
+		want    error  // errors.Is target; nil: success
+		wantMsg string // or a part of the message
+	}{
+		{"done at once", []error{nil}, 1, nil, ""},
+		{"a refusal is the outcome", []error{gate}, 1, gate, ""},
+		{"lost, then busy, then done", []error{lost, refused, busy, busy, nil}, 5, nil, ""},
+		{"lost, then the gate fails", []error{lost, busy, gate}, 3, gate, ""},
+		{"a changed host key is never waited out", []error{lost, &dialError{fmt.Errorf("x: %w", sshx.ErrHostKeyChanged)}}, 2, sshx.ErrHostKeyChanged, ""},
+		{"lost for good", []error{lost, lost}, 0, nil, "did not answer again within"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			run := func(context.Context) error {
+				err := tc.answers[min(calls, len(tc.answers)-1)]
+				calls++
+				return err
+			}
+			var out bytes.Buffer
+			err := resume(context.Background(), run, 50*time.Millisecond, time.Millisecond, progress.Start(&out, "release"))
+			switch {
+			case tc.wantMsg != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantMsg) {
+					t.Fatalf("resume = %v, want an error saying %q", err, tc.wantMsg)
+				}
+			case !errors.Is(err, tc.want) || (tc.want == nil && err != nil):
+				t.Fatalf("resume = %v, want %v", err, tc.want)
+			}
+			if tc.calls != 0 && calls != tc.calls {
+				t.Errorf("run called %d times, want %d", calls, tc.calls)
+			}
+			if tc.answers[0] == lost && !strings.Contains(out.String(), "connection was lost") {
+				t.Errorf("no word of the lost connection in the progress:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// TestResumeStopsWhenCancelled: Ctrl-C during the wait ends it, and a cancelled command is
+// not a lost connection.
+func TestResumeStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	lost := &ssh.ExitMissingError{}
+	calls := 0
+	run := func(context.Context) error {
+		calls++
+		if calls == 2 {
+			cancel()
+		}
+		return lost
+	}
+	err := resume(ctx, run, time.Minute, time.Millisecond, progress.Start(io.Discard, "release"))
+	if !errors.Is(err, context.Canceled) || calls != 2 {
+		t.Fatalf("resume after Ctrl-C = %v after %d calls, want context.Canceled after 2", err, calls)
+	}
+	if lostConnection(ctx, lost) {
+		t.Error("lostConnection is true under a cancelled context")
 	}
 }

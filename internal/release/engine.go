@@ -48,6 +48,12 @@ type GateError struct {
 	Version, Instance, Why, Log string
 }
 
+// clockctl's exit statuses other than 0 and 1, for the deploying machine to tell apart.
+const (
+	ExitGate = 3 // a GateError: the release never took traffic
+	ExitBusy = 4 // another clockctl holds the target's lock
+)
+
 func (e *GateError) Error() string {
 	return fmt.Sprintf("release %s is not healthy: %s %s; it took no traffic and was removed, the live release keeps serving; last lines of its log:\n%s",
 		e.Version, e.Instance, e.Why, e.Log)
