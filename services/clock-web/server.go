@@ -29,9 +29,13 @@ func newServer(cfg config, handler fasthttp.RequestHandler, logger *slog.Logger,
 	srv := &fasthttp.Server{
 		Handler:      handler,
 		ErrorHandler: requestError,
-		// The listener holds at most serve.MaxConns; this is the same cap, so that fasthttp
-		// never answers 503 for a connection the listener let in.
-		Concurrency: serve.MaxConns,
+		// The listener holds at most serve.MaxConns connections, and that is the bound on
+		// memory. fasthttp counts goroutines instead, and one that has closed its connection
+		// (freeing the listener's slot) is counted until it returns to the pool: at the same
+		// cap, a connection accepted in that moment was answered 503
+		// (TestFullCapNeverAnswers503). Twice the cap leaves room for a whole cap of them;
+		// a goroutine without a connection holds no buffers.
+		Concurrency: 2 * serve.MaxConns,
 		// The request line and headers must fit in the read buffer: over it, 431. net/http
 		// let through about 4 KiB past MaxHeaderBytes; this keeps that margin, so that a
 		// request up to nginx's 8 KiB for one header line still passes.
