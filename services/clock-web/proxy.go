@@ -158,6 +158,7 @@ func (p *clockProxy) serve(ctx *fasthttp.RequestCtx) {
 	// ContentLength is -1 for a chunked body, -2 for none (fasthttp's "identity").
 	if n := ctx.Request.Header.ContentLength(); n > 0 || n == -1 {
 		ctx.SetConnectionClose()
+		serve.Linger(ctx.Conn())
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge)
 		return
 	}

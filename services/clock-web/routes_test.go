@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -185,33 +183,24 @@ func send(tb testing.TB, base, method, target string, prepare func(*http.Request
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       10 * time.Second,
 	}
-	// A request over the header limit is answered (431) and the connection closed while the
-	// client may still be writing it: its kernel then gets a reset, which can reach it
-	// before the answer does. That race is TCP's, not the server's: try again, at most twice.
-	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequest(method, base+target, nil)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if prepare != nil {
-			prepare(req)
-		}
-		start := time.Now()
-		res, err := client.Do(req)
-		if errors.Is(err, syscall.ECONNRESET) && attempt < 3 {
-			tb.Logf("%s %.80s: %v; again", method, target, err)
-			continue
-		}
-		if err != nil {
-			tb.Fatalf("%s %.80s: %v", method, target, err)
-		}
-		defer res.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-		if err != nil {
-			tb.Fatalf("%s %.80s: body: %v", method, target, err)
-		}
-		return answer{res.StatusCode, res.Header, string(body), time.Since(start), res.Close}
+	req, err := http.NewRequest(method, base+target, nil)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	if prepare != nil {
+		prepare(req)
+	}
+	start := time.Now()
+	res, err := client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %.80s: %v", method, target, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		tb.Fatalf("%s %.80s: body: %v", method, target, err)
+	}
+	return answer{res.StatusCode, res.Header, string(body), time.Since(start), res.Close}
 }
 
 // checkOwnHeaders fails on any header of an answer that clock-web does not set itself.

@@ -1,9 +1,20 @@
 package serve
 
 import (
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
+)
+
+// What a lingering close (Linger) reads of a client's input before the socket is closed, at
+// most: the bound on what one refused request can make the server read and wait for.
+// net/http waits 500 ms for the same reason (its rstAvoidanceDelay); nginx reads for up to
+// 30 s (lingering_time).
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
 )
 
 // LimitListener returns a listener that holds at most n accepted connections open at once:
@@ -120,10 +131,30 @@ type limitConn struct {
 	net.Conn
 	l         *limitListener
 	idleSince atomic.Uint64 // l.idleOrder when it went idle; 0 while busy
+	linger    atomic.Bool   // Close drains the client's input first (Linger)
 	once      sync.Once
 }
 
+// Linger makes the next Close of c, a connection accepted from a LimitListener, a lingering
+// close: it half-closes c, so the client gets the answer and then the end of the stream, and
+// reads and discards what the client still sends (at most lingerBytes, for at most
+// lingerTime) before closing it. A server calls it before an answer that refuses a request it
+// has not read whole (431, 413): closing a socket with unread input makes the kernel send a
+// reset, and a client still writing its request then sees "connection reset" instead of the
+// answer. Any other connection is left alone.
+func Linger(c net.Conn) {
+	if lc, ok := c.(*limitConn); ok {
+		lc.linger.Store(true)
+	}
+}
+
 func (c *limitConn) Close() error {
+	if c.linger.CompareAndSwap(true, false) {
+		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil &&
+			c.Conn.SetReadDeadline(time.Now().Add(lingerTime)) == nil {
+			_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+		}
+	}
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.idleSince.Store(0)
