@@ -66,8 +66,8 @@ func newServer(cfg config, handler fasthttp.RequestHandler, logger *slog.Logger,
 
 // requestError answers a request the server could not read: too large headers (431), a body
 // over maxRequestBody (413), a read timeout (408), anything else malformed (400). The answer
-// carries the security headers like every other, and fasthttp closes the connection after it,
-// a lingering close (serve.Linger).
+// carries the security headers like every other, and fasthttp closes the connection after it
+// (for a 431 or 413, a lingering close: serve.Linger).
 func requestError(ctx *fasthttp.RequestCtx, err error) {
 	status := http.StatusBadRequest
 	var small *fasthttp.ErrSmallBuffer
@@ -83,8 +83,11 @@ func requestError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Reset()
 	setSecurityHeaders(&ctx.Response.Header)
 	writeError(ctx, status)
-	// The rest of the request is unread: the client must get this answer, not a reset.
-	serve.Linger(ctx.Conn())
+	if status == http.StatusRequestHeaderFieldsTooLarge || status == http.StatusRequestEntityTooLarge {
+		// A client with a large cookie or body is still writing the rest, unread: it must get
+		// this answer, not a reset. A slow (408) or malformed (400) one is not kept longer.
+		serve.Linger(ctx.Conn())
+	}
 }
 
 // fasthttpLogger sends the server's own messages (accept errors, a connection that failed
