@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +58,7 @@ func TestSwitchOnLocalDocker(t *testing.T) {
 	req := func(v string) release.Request {
 		return release.Request{Spec: specs[v], By: "test@here", HealthTimeout: 30 * time.Second, Keep: 3}
 	}
-	base := "http://127.0.0.1:18081"
+	base := fmt.Sprintf("http://127.0.0.1:%d", e.Settings.WebPort)
 
 	first, err := e.Deploy(ctx, req("switchtest-1"), "deploy")
 	if err != nil {
@@ -179,7 +181,7 @@ func engine(t *testing.T, root string) *release.Engine {
 		Settings: release.Settings{
 			User:        "10001:10001",
 			Networks:    release.Networks{Backend: "clock-switchtest-backend", Frontend: "clock-switchtest-frontend"},
-			BindAddress: "127.0.0.1", WebPort: 18081, WebListenPort: 8080, APIPort: 8000,
+			BindAddress: "127.0.0.1", WebPort: freePort(t), WebListenPort: 8080, APIPort: 8000,
 			Limits:      map[string]release.Limits{"api": lim, "web": lim},
 			StopTimeout: 30, Restart: "unless-stopped", LogMaxSize: "1m", LogMaxFile: "2",
 			Health: release.Healthcheck{Interval: "30s", Timeout: "10s", Retries: 3, StartPeriod: "15s"},
@@ -192,6 +194,18 @@ func engine(t *testing.T, root string) *release.Engine {
 }
 
 // live checks that every instance runs the release version.
+// freePort returns a loopback port nothing listens on now, for Docker to publish: a fixed one
+// fails the test whenever anything else on the machine holds it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 func live(t *testing.T, e *release.Engine, version string) {
 	t.Helper()
 	st, err := e.State(t.Context(), nil)
