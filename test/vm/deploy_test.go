@@ -268,7 +268,7 @@ func TestDeployVM(tt *testing.T) {
 	// virsh reboot: the clock serves again with no manual step.
 	t.Step("virsh reboot")
 	rebootAndWait(ctx, t, cfg, host)
-	liveVersion(ctx, t, target, firstVersion, cfg.Replicas)
+	liveVersionWithin(ctx, t, target, firstVersion, cfg.Replicas, time.Minute)
 
 	// Stop stops the serving and leaves the VM running.
 	t.Step("stop")

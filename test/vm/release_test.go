@@ -88,19 +88,52 @@ func checkHost(ctx context.Context, t *vmT, target sshx.Target) {
 // liveVersion checks that exactly the replicas of each service run, all of version.
 func liveVersion(ctx context.Context, t *vmT, target sshx.Target, version string, replicas int) {
 	t.Helper()
+	for _, p := range instanceProblems(ctx, t, target, version, replicas) {
+		t.Errorf("%s", p)
+	}
+}
+
+// liveVersionWithin is liveVersion after a reboot: Docker restarts the instances itself, and
+// one that joins its pod before the pod runs is started again after a back-off, so they are
+// given until within to all run. It prints how long that took.
+func liveVersionWithin(ctx context.Context, t *vmT, target sshx.Target, version string, replicas int, within time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		problems := instanceProblems(ctx, t, target, version, replicas)
+		if len(problems) == 0 {
+			t.Logf("all %d instances of %s run %s after /clock answered", 2*replicas, version, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Since(start) > within {
+			for _, p := range problems {
+				t.Errorf("%s after %s", p, within)
+			}
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// instanceProblems lists how the target's instances differ from replicas of each service
+// running version.
+func instanceProblems(ctx context.Context, t *vmT, target sshx.Target, version string, replicas int) []string {
+	t.Helper()
 	res, err := sshx.Run(ctx, target, `docker ps --filter label=clock.role=instance --format '{{.Names}} {{.Label "clock.version"}} {{.State}}'`)
 	if err != nil {
 		t.Fatalf("docker ps over SSH: %v", err)
 	}
+	var problems []string
 	lines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
 	for _, l := range lines {
 		if f := strings.Fields(l); len(f) != 3 || f[1] != version || f[2] != "running" {
-			t.Errorf("instance %q: want version %s running", l, version)
+			problems = append(problems, fmt.Sprintf("instance %q: want version %s running", l, version))
 		}
 	}
 	if len(lines) != 2*replicas {
-		t.Errorf("%d instances run (%q), want %d", len(lines), lines, 2*replicas)
+		problems = append(problems, fmt.Sprintf("%d instances run (%q), want %d", len(lines), lines, 2*replicas))
 	}
+	return problems
 }
 
 // killOneOfEach kill -9s the process of one instance of each service, as a crash or the OOM
