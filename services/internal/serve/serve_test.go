@@ -121,6 +121,10 @@ func dialHeld(tb testing.TB, addr string, n int, idle bool) []net.Conn {
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		held = append(held, c)
+		// net/http reports the connection idle just after the answer is out, and the client
+		// can read it first: without a pause the next connection may go idle before this one,
+		// and the eviction order the tests check would be the scheduler's.
+		time.Sleep(50 * time.Millisecond)
 	}
 	return held
 }
