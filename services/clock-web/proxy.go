@@ -18,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/clock-app/clock/services/internal/deadline"
 	"github.com/clock-app/clock/services/internal/logjson"
 	"github.com/clock-app/clock/services/internal/serve"
 )
@@ -94,7 +95,12 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			return dialer.DialContext(ctx, "tcp", addr)
+			c, err := dialer.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			// The exchange sets a deadline each time: the runtime gets a few a second.
+			return deadline.Lazy(c), nil
 		},
 		TLSConfig: &tls.Config{ServerName: target.Hostname(), MinVersion: tls.VersionTLS12},
 		// At most one /clock is in flight per browser connection, and the server holds at
@@ -197,9 +203,9 @@ func (p *clockProxy) exchange(head bool, res *fasthttp.Response) error {
 	if head {
 		req = p.head
 	}
-	deadline := time.Now().Add(p.timeout)
+	due := time.Now().Add(p.timeout)
 	for attempts := 0; ; attempts++ {
-		retry, err := p.roundTrip(req, head, res, deadline)
+		retry, err := p.roundTrip(req, head, res, due)
 		if err == nil || !retry || attempts >= serve.MaxConns {
 			return err
 		}
@@ -207,8 +213,8 @@ func (p *clockProxy) exchange(head bool, res *fasthttp.Response) error {
 }
 
 // roundTrip is one attempt of exchange, on a pooled or new connection.
-func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, deadline time.Time) (retry bool, err error) {
-	timeout := time.Until(deadline)
+func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, due time.Time) (retry bool, err error) {
+	timeout := time.Until(due)
 	if timeout <= 0 {
 		return false, fasthttp.ErrTimeout
 	}
@@ -220,7 +226,7 @@ func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, de
 	pooled := !cc.LastUseTime().IsZero()
 
 	written := false
-	err = conn.SetDeadline(deadline)
+	err = conn.SetDeadline(due)
 	if err == nil {
 		// Nothing to buffer: the request is whole, and one write sends it.
 		_, err = conn.Write(req)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/clock-app/clock/services/internal/deadline"
 )
 
 // What a lingering close (Linger) reads of a client's input before the socket is closed, at
@@ -68,7 +70,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	lc := &limitConn{Conn: c, l: l}
+	lc := &limitConn{Conn: deadline.Lazy(c), l: l}
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	l.mu.Unlock()
@@ -127,8 +129,10 @@ func (l *limitListener) Close() error {
 	return err
 }
 
+// limitConn is a connection that holds a slot of its listener until it is closed. Its
+// deadlines are lazy (package deadline): fasthttp sets three a request, net/http more.
 type limitConn struct {
-	net.Conn
+	*deadline.Conn
 	l         *limitListener
 	idleSince atomic.Uint64 // l.idleOrder when it went idle; 0 while busy
 	linger    atomic.Bool   // Close drains the client's input first (Linger)
@@ -150,8 +154,8 @@ func Linger(c net.Conn) {
 
 func (c *limitConn) Close() error {
 	if c.linger.CompareAndSwap(true, false) {
-		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil &&
-			c.Conn.SetReadDeadline(time.Now().Add(lingerTime)) == nil {
+		if cw, ok := c.Conn.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil &&
+			c.SetReadDeadline(time.Now().Add(lingerTime)) == nil {
 			_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 		}
 	}
@@ -169,7 +173,7 @@ func (c *limitConn) Close() error {
 // CloseWrite lets the server half-close a connection before an error answer such as 431, as
 // it does on a bare *net.TCPConn, so the client reads the answer instead of a reset.
 func (c *limitConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+	if cw, ok := c.Conn.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
