@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/clock-app/clock/services/internal/logjson"
+	"github.com/clock-app/clock/services/internal/serve"
 )
 
 // setSecurityHeaders puts the security headers on an answer. The names are canonical, so
@@ -53,7 +54,7 @@ func accessLog(logger *slog.Logger, next fasthttp.RequestHandler) fasthttp.Reque
 			l.Int("status", ctx.Response.StatusCode())
 			l.Int("bytes", bytes)
 			l.Duration("duration", took)
-			l.Addr("remote", ctx.RemoteAddr())
+			l.String("remote", serve.RemoteAddr(ctx.Conn()))
 			if l.Write() {
 				return
 			}
@@ -69,7 +70,7 @@ func accessLog(logger *slog.Logger, next fasthttp.RequestHandler) fasthttp.Reque
 			slog.Int("status", ctx.Response.StatusCode()),
 			slog.Int("bytes", bytes),
 			slog.Duration("duration", took),
-			slog.String("remote", ctx.RemoteAddr().String()),
+			slog.String("remote", serve.RemoteAddr(ctx.Conn())),
 		)
 		// A failed log write must not turn into a failed request.
 		_ = h.Handle(ctx, line)

@@ -2,9 +2,8 @@ package logjson
 
 import (
 	"log/slog"
-	"net"
-	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,7 +34,7 @@ func NewLine(h slog.Handler, t time.Time, level slog.Level, msg string) (Line, b
 	bp := lineBufs.Get().(*[]byte)
 	l := Line{h: hh, bp: bp, ok: true}
 	b := append((*bp)[:0], `{"time":"`...)
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, t)
 	b = append(b, `","level":"`...)
 	b = append(b, level.String()...)
 	b = append(b, `","msg":"`...)
@@ -81,24 +80,18 @@ func (l *Line) Duration(key string, d time.Duration) {
 	l.b = strconv.AppendInt(l.b, int64(d), 10)
 }
 
-// Addr adds what slog.String(key, a.String()) would, without building the string for a TCP
-// address.
-func (l *Line) Addr(key string, a net.Addr) {
-	l.key(key)
-	start := len(l.b) + 1
-	l.b = append(l.b, '"')
-	if t, ok := a.(*net.TCPAddr); ok && t.Zone == "" && t.Port >= 0 && t.Port <= 0xffff &&
-		(len(t.IP) == net.IPv4len || len(t.IP) == net.IPv6len) {
-		ip, _ := netip.AddrFromSlice(t.IP)
-		// net.IP prints a v4-in-v6 address as IPv4, and netip as ::ffff:a.b.c.d.
-		ip = ip.Unmap()
-		l.b = netip.AddrPortFrom(ip, uint16(t.Port)).AppendTo(l.b)
-	} else if a != nil {
-		l.b = append(l.b, a.String()...)
-	}
-	if !plainJSON(l.b[start:]) {
+// String adds what slog.String would, for a text that is the program's or the kernel's (a
+// remote address), not a client's: one that would need escaping voids the line.
+func (l *Line) String(key, v string) {
+	if !plainJSON(v) {
 		l.ok = false
 	}
+	if !l.ok {
+		return
+	}
+	l.key(key)
+	l.b = append(l.b, '"')
+	l.b = append(l.b, v...)
 	l.b = append(l.b, '"')
 }
 
@@ -115,4 +108,41 @@ func (l *Line) Write() bool {
 		lineBufs.Put(l.bp)
 	}
 	return l.ok
+}
+
+// stamp is a second's time as RFC 3339 in one location, cut around the fraction: nearly every
+// line of a busy second formats only its fraction (appendTime).
+type stamp struct {
+	unix       int64
+	loc        *time.Location
+	head, zone []byte // "2006-01-02T15:04:05" and "Z07:00"
+}
+
+var lastStamp atomic.Pointer[stamp]
+
+// appendTime appends t as t.AppendFormat(b, time.RFC3339Nano) does: the fraction without its
+// trailing zeros, and none at all on a whole second.
+func appendTime(b []byte, t time.Time) []byte {
+	s := lastStamp.Load()
+	if s == nil || s.unix != t.Unix() || s.loc != t.Location() {
+		s = &stamp{unix: t.Unix(), loc: t.Location(),
+			head: t.AppendFormat(nil, "2006-01-02T15:04:05"), zone: t.AppendFormat(nil, "Z07:00")}
+		lastStamp.Store(s)
+	}
+	b = append(b, s.head...)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = append(b, '.')
+		var frac [9]byte
+		for i := digits - 1; i >= 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		b = append(b, frac[:digits]...)
+	}
+	return append(b, s.zone...)
 }

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 )
 
 // accessLine writes with Line what accessRecord holds, for the given path and remote.
-func accessLine(tb testing.TB, h slog.Handler, t time.Time, path string, remote net.Addr) bool {
+func accessLine(tb testing.TB, h slog.Handler, t time.Time, path, remote string) bool {
 	tb.Helper()
 	l, ok := NewLine(h, t, slog.LevelInfo, "request")
 	if !ok {
@@ -22,7 +21,7 @@ func accessLine(tb testing.TB, h slog.Handler, t time.Time, path string, remote 
 	l.Int("status", 200)
 	l.Int("bytes", 664)
 	l.Duration("duration", 41*time.Microsecond)
-	l.Addr("remote", remote)
+	l.String("remote", remote)
 	return l.Write()
 }
 
@@ -31,21 +30,20 @@ func TestLineMatchesJSONHandler(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		path   string
-		remote net.Addr
+		remote string
 		fast   bool // whether Line writes it, or leaves it to slog
 	}{
-		{"ipv4", "/clock", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1).To4(), Port: 43210}, true},
-		{"v4 in v6", "/", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, true},
-		{"ipv6", "/", &net.TCPAddr{IP: net.ParseIP("2001:db8::1:0:0:1"), Port: 65535}, true},
-		{"ipv6 zone", "/", &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 80, Zone: "eth0"}, true},
-		{"no ip", "/", &net.TCPAddr{Port: 80}, true},
-		{"unix", "/", &net.UnixAddr{Name: "/run/x.sock", Net: "unix"}, true},
-		{"html", "/<script>&", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, true},
-		{"quote", `/a"b`, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, false},
-		{"control", "/a\nb", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, false},
-		{"unicode", "/héllo", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, false},
-		{"long", "/" + strings.Repeat("a", MaxTextLen), &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, false},
-		{"at the bound", "/" + strings.Repeat("a", MaxTextLen-1), &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, true},
+		{"ipv4", "/clock", "192.0.2.1:43210", true},
+		{"ipv6", "/", "[2001:db8::1:0:0:1]:65535", true},
+		{"ipv6 zone", "/", "[fe80::1%eth0]:80", true},
+		{"unix", "/", "/run/x.sock", true},
+		{"html", "/<script>&", "192.0.2.1:1", true},
+		{"quote", `/a"b`, "192.0.2.1:1", false},
+		{"control", "/a\nb", "192.0.2.1:1", false},
+		{"unicode", "/héllo", "192.0.2.1:1", false},
+		{"long", "/" + strings.Repeat("a", MaxTextLen), "192.0.2.1:1", false},
+		{"at the bound", "/" + strings.Repeat("a", MaxTextLen-1), "192.0.2.1:1", true},
+		{"remote to escape", "/", `a"b`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got bytes.Buffer
@@ -60,7 +58,7 @@ func TestLineMatchesJSONHandler(t *testing.T) {
 			}
 			r := record(at, slog.LevelInfo, "request", slog.String("method", "GET"), slog.String("path", tc.path),
 				slog.Int("status", 200), slog.Int("bytes", 664), slog.Duration("duration", 41*time.Microsecond),
-				slog.String("remote", tc.remote.String()))
+				slog.String("remote", tc.remote))
 			if want := reference(t, r, nil); got.String() != want {
 				t.Errorf("got  %s\nwant %s", got.String(), want)
 			}
@@ -90,7 +88,6 @@ func TestNewLineRefuses(t *testing.T) {
 
 func TestLineAllocations(t *testing.T) {
 	h := New(discard{}, nil)
-	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 43210}
 	at := time.Now()
 	// A path past the 32 bytes a string conversion may keep on the stack, too.
 	for _, path := range [][]byte{[]byte("/clock"), []byte("/" + strings.Repeat("a", 100))} {
@@ -100,7 +97,7 @@ func TestLineAllocations(t *testing.T) {
 			l.Text("path", path)
 			l.Int("status", 200)
 			l.Duration("duration", time.Millisecond)
-			l.Addr("remote", remote)
+			l.String("remote", "192.0.2.1:43210")
 			if !l.Write() {
 				t.Fatal("the line was void")
 			}
@@ -119,16 +116,14 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // slog.Record and the handler's short cut.
 func BenchmarkLine(b *testing.B) {
 	h := New(discard{}, nil)
-	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 43210}
 	b.ReportAllocs()
 	for b.Loop() {
-		accessLine(b, h, time.Now(), "/clock", remote)
+		accessLine(b, h, time.Now(), "/clock", "192.0.2.1:43210")
 	}
 }
 
 func BenchmarkRecord(b *testing.B) {
 	h := New(discard{}, nil)
-	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 43210}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -136,7 +131,29 @@ func BenchmarkRecord(b *testing.B) {
 		AddText(&r, "method", string([]byte("GET")))
 		AddText(&r, "path", string([]byte("/clock")))
 		r.AddAttrs(slog.Int("status", 200), slog.Int("bytes", 664), slog.Duration("duration", 41*time.Microsecond),
-			slog.String("remote", remote.String()))
+			slog.String("remote", "192.0.2.1:43210"))
 		_ = h.Handle(ctx, r)
+	}
+}
+
+// TestAppendTime checks the cached stamp against time.RFC3339Nano: fractions with and without
+// trailing zeros, whole seconds, the turn of a second, and another zone in the same second
+// (the cache is keyed by both).
+func TestAppendTime(t *testing.T) {
+	east := time.FixedZone("", 5*3600+45*60)
+	west := time.FixedZone("", -(3*3600 + 30*60))
+	base := time.Date(2026, 11, 23, 23, 59, 59, 0, time.UTC)
+	var times []time.Time
+	for _, ns := range []int{0, 1, 10, 100_000, 120_000_000, 123_456_789, 999_999_999} {
+		for _, loc := range []*time.Location{time.UTC, east, west, time.Local} {
+			at := base.Add(time.Duration(ns)).In(loc)
+			times = append(times, at, at.Add(time.Second), at)
+		}
+	}
+	times = append(times, time.Now(), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 5, east))
+	for _, at := range times {
+		if got, want := string(appendTime([]byte("x"), at)), "x"+at.Format(time.RFC3339Nano); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", at, got, want)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // handler writes exactly the bytes that slog.JSONHandler writes, and takes a short cut for
@@ -84,7 +83,7 @@ func appendFastJSON(b []byte, r slog.Record) ([]byte, bool) {
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
-	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, r.Time)
 	b = append(b, `","level":"`...)
 	b = append(b, r.Level.String()...) // "INFO", "DEBUG-4", ...: always plain
 	b = append(b, `","msg":"`...)

@@ -70,7 +70,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	lc := &limitConn{Conn: deadline.Lazy(c), l: l}
+	lc := &limitConn{Conn: deadline.Lazy(c), l: l, remote: c.RemoteAddr().String()}
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	l.mu.Unlock()
@@ -134,9 +134,19 @@ func (l *limitListener) Close() error {
 type limitConn struct {
 	*deadline.Conn
 	l         *limitListener
+	remote    string        // RemoteAddr().String(), for the access log's every line
 	idleSince atomic.Uint64 // l.idleOrder when it went idle; 0 while busy
 	linger    atomic.Bool   // Close drains the client's input first (Linger)
 	once      sync.Once
+}
+
+// RemoteAddr is c.RemoteAddr().String(), formatted once per connection for one accepted from a
+// LimitListener: an access log writes it on every request.
+func RemoteAddr(c net.Conn) string {
+	if lc, ok := c.(*limitConn); ok {
+		return lc.remote
+	}
+	return c.RemoteAddr().String()
 }
 
 // Linger makes the next Close of c, a connection accepted from a LimitListener, a lingering

@@ -456,3 +456,29 @@ func TestMainSecondSignalStopsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestRemoteAddrIsTheConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := LimitListener(ln, 1)
+	defer l.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	accepted, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	if got, want := RemoteAddr(accepted), c.LocalAddr().String(); got != want {
+		t.Errorf("RemoteAddr of an accepted connection = %q, want the client's %q", got, want)
+	}
+	// Any other connection: its own RemoteAddr, formatted.
+	if got, want := RemoteAddr(c), ln.Addr().String(); got != want {
+		t.Errorf("RemoteAddr of a dialled connection = %q, want %q", got, want)
+	}
+}
