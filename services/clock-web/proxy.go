@@ -203,22 +203,23 @@ func (p *clockProxy) exchange(head bool, res *fasthttp.Response) error {
 	if head {
 		req = p.head
 	}
-	due := time.Now().Add(p.timeout)
+	due, left := time.Now().Add(p.timeout), p.timeout
 	for attempts := 0; ; attempts++ {
-		retry, err := p.roundTrip(req, head, res, due)
+		retry, err := p.roundTrip(req, head, res, due, left)
 		if err == nil || !retry || attempts >= serve.MaxConns {
 			return err
 		}
+		left = time.Until(due)
 	}
 }
 
-// roundTrip is one attempt of exchange, on a pooled or new connection.
-func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, due time.Time) (retry bool, err error) {
-	timeout := time.Until(due)
-	if timeout <= 0 {
+// roundTrip is one attempt of exchange, on a pooled or new connection, with what is left
+// until the deadline.
+func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, due time.Time, left time.Duration) (retry bool, err error) {
+	if left <= 0 {
 		return false, fasthttp.ErrTimeout
 	}
-	cc, err := p.client.AcquireConn(timeout, false)
+	cc, err := p.client.AcquireConn(left, false)
 	if err != nil {
 		return false, err
 	}
