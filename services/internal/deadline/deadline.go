@@ -41,8 +41,8 @@ func Lazy(c net.Conn) *Conn {
 }
 
 // holds reports whether the runtime's deadline can stay for t (zero: never): it is t's
-// already, or it is still to come and fires no later than t. One that fires earlier is
-// resumed (resume).
+// already, or it fires no later than t and has not been seen to pass (spent). One that fires
+// earlier than t is resumed (resume).
 func (d *deadline) holds(t time.Time) bool {
 	switch {
 	case d.spent:
