@@ -10,7 +10,6 @@ import (
 
 	"github.com/clock-app/clock/internal/sshx"
 	"github.com/clock-app/clock/internal/verify"
-	"github.com/clock-app/clock/internal/vm"
 	"github.com/clock-app/clock/internal/vmimage"
 )
 
@@ -47,14 +46,7 @@ func TestDeployBareHost(tt *testing.T) {
 	if err := v.Destroy(ctx); err != nil {
 		t.Fatalf("vm:destroy before the test: %v", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("serial console tail:\n%s", vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
-		}
-		if err := v.Destroy(context.Background()); err != nil {
-			t.Errorf("vm:destroy at cleanup: %v", err)
-		}
-	})
+	destroyAtCleanup(t, v)
 
 	t.Step("cold deploy to a bare host")
 	sum, err := d.Deploy(ctx)

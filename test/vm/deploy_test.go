@@ -55,14 +55,7 @@ func TestDeployVM(tt *testing.T) {
 	if err := v.Destroy(ctx); err != nil {
 		t.Fatalf("vm:destroy before the test: %v", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("serial console tail:\n%s", vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
-		}
-		if err := v.Destroy(context.Background()); err != nil {
-			t.Errorf("vm:destroy at cleanup: %v", err)
-		}
-	})
+	destroyAtCleanup(t, v)
 
 	// A deploy as a user runs it, interrupted with Ctrl-C halfway through Ansible, then the
 	// deploy under TCG that must finish what it left: Docker restarted with daemon.json,
@@ -317,6 +310,25 @@ type sshCommand struct{ t sshx.Target }
 func (c sshCommand) Run(ctx context.Context, cmd string) ([]byte, error) {
 	res, err := sshx.Run(ctx, c.t, cmd)
 	return res.Stdout, err
+}
+
+// destroyAtCleanup destroys v when the test ends. After a failure it first logs the domain's
+// state and the tail of its serial console: a guest that stopped answering (ci50: no ARP
+// answer for 4 minutes, a silent console) is then running, paused or crashed on the record.
+func destroyAtCleanup(t *vmT, v *vm.VM) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			state, err := v.State(context.Background())
+			if err != nil {
+				state = err.Error()
+			}
+			t.Logf("VM %s at the failure: %s; serial console tail:\n%s", v.Config().Name, state,
+				vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
+		}
+		if err := v.Destroy(context.Background()); err != nil {
+			t.Errorf("vm:destroy at cleanup: %v", err)
+		}
+	})
 }
 
 // testDeployer is the deploy of the repo to a test VM of its own name and MAC, from our image
