@@ -313,8 +313,9 @@ func (c sshCommand) Run(ctx context.Context, cmd string) ([]byte, error) {
 }
 
 // destroyAtCleanup destroys v when the test ends. After a failure it first logs the domain's
-// state and the tail of its serial console: a guest that stopped answering (ci50: no ARP
-// answer for 4 minutes, a silent console) is then running, paused or crashed on the record.
+// state and the tail of its serial console, as they are when the test ends: after a fatal
+// failure that is right away, so a guest that stopped answering (ci50: no ARP answer for 4
+// minutes, a silent console) is on the record as running, paused or crashed.
 func destroyAtCleanup(t *vmT, v *vm.VM) {
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -322,7 +323,7 @@ func destroyAtCleanup(t *vmT, v *vm.VM) {
 			if err != nil {
 				state = err.Error()
 			}
-			t.Logf("VM %s at the failure: %s; serial console tail:\n%s", v.Config().Name, state,
+			t.Logf("VM %s when the failed test ended: %s; serial console tail:\n%s", v.Config().Name, state,
 				vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
 		}
 		if err := v.Destroy(context.Background()); err != nil {
