@@ -70,7 +70,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	lc := &limitConn{Conn: deadline.Lazy(c), l: l, remote: c.RemoteAddr().String()}
+	lc := &limitConn{Conn: deadline.Lazy(c), l: l, remote: addrString(c.RemoteAddr())}
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	l.mu.Unlock()
@@ -146,7 +146,16 @@ func RemoteAddr(c net.Conn) string {
 	if lc, ok := c.(*limitConn); ok {
 		return lc.remote
 	}
-	return c.RemoteAddr().String()
+	return addrString(c.RemoteAddr())
+}
+
+// addrString is a.String(), or "" for no address: a connection the kernel reported none for
+// must not take the server down.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // Linger makes the next Close of c, a connection accepted from a LimitListener, a lingering

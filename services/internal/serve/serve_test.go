@@ -477,8 +477,15 @@ func TestRemoteAddrIsTheConnections(t *testing.T) {
 	if got, want := RemoteAddr(accepted), c.LocalAddr().String(); got != want {
 		t.Errorf("RemoteAddr of an accepted connection = %q, want the client's %q", got, want)
 	}
-	// Any other connection: its own RemoteAddr, formatted.
+	// Any other connection: its own RemoteAddr, formatted, or nothing for none.
 	if got, want := RemoteAddr(c), ln.Addr().String(); got != want {
 		t.Errorf("RemoteAddr of a dialled connection = %q, want %q", got, want)
 	}
+	if got := RemoteAddr(noAddrConn{c}); got != "" {
+		t.Errorf("RemoteAddr of a connection without an address = %q, want \"\"", got)
+	}
 }
+
+type noAddrConn struct{ net.Conn }
+
+func (noAddrConn) RemoteAddr() net.Addr { return nil }
