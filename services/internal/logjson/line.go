@@ -56,16 +56,10 @@ func (l *Line) key(k string) {
 // Text adds a text a client chose, as AddText would when it fits: over MaxTextLen bytes, or
 // needing escaping, it voids the line.
 func (l *Line) Text(key string, v []byte) {
-	if len(v) > MaxTextLen || !plainJSON(v) {
+	if len(v) > MaxTextLen {
 		l.ok = false
 	}
-	if !l.ok {
-		return
-	}
-	l.key(key)
-	l.b = append(l.b, '"')
-	l.b = append(l.b, v...)
-	l.b = append(l.b, '"')
+	addPlain(l, key, v)
 }
 
 // Int adds what slog.Int would.
@@ -82,7 +76,11 @@ func (l *Line) Duration(key string, d time.Duration) {
 
 // String adds what slog.String would, for a text that is the program's or the kernel's (a
 // remote address), not a client's: one that would need escaping voids the line.
-func (l *Line) String(key, v string) {
+func (l *Line) String(key, v string) { addPlain(l, key, v) }
+
+// addPlain adds key and v, a JSON string as it is; one that would need escaping voids the
+// line.
+func addPlain[T string | []byte](l *Line, key string, v T) {
 	if !plainJSON(v) {
 		l.ok = false
 	}
