@@ -7,6 +7,7 @@
 //	clockctl state [IMAGE_ID...]      the live release, the instances, which images exist (JSON)
 //	clockctl deploy < request.json   start, gate and switch to the release (result as JSON)
 //	clockctl rollback [VERSION]       back to VERSION, or to the previous release
+//	clockctl repair                   start what is missing of the live release (at boot)
 //	clockctl releases                 the kept releases, newest first
 //	clockctl stop                     drain and remove every container of the clock
 //	clockctl pause                    wait for SIGTERM (the pod holder's process)
@@ -27,6 +28,10 @@ import (
 
 	"github.com/clock-app/clock/internal/release"
 )
+
+// healthTimeout bounds the gate of a rollback or repair run without the deploying machine's
+// CLOCK_HEALTH_TIMEOUT: by hand, or at boot. The same as that setting's default.
+const healthTimeout = time.Minute
 
 // stateDir holds the book, the audit log and the deploy lock; the role creates it.
 const stateDir = "/var/lib/clock"
@@ -65,7 +70,7 @@ func pause() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: clockctl load|state|deploy|rollback|releases|stop (see its package comment)")
+		return errors.New("usage: clockctl load|state|deploy|rollback|repair|releases|stop (see its package comment)")
 	}
 	cmd, rest := args[0], args[1:]
 	docker := &release.Socket{Path: release.DockerSocket}
@@ -118,12 +123,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "rollback":
 		fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
 		by := fs.String("by", "", "user@host of the operator")
-		timeout := fs.Duration("health-timeout", time.Minute, "CLOCK_HEALTH_TIMEOUT")
+		timeout := fs.Duration("health-timeout", healthTimeout, "CLOCK_HEALTH_TIMEOUT")
 		keep := fs.Int("keep", 3, "CLOCK_KEEP_RELEASES")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
 		res, err := e.Rollback(ctx, fs.Arg(0), *by, *timeout, *keep)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(res)
+	case "repair":
+		fs := flag.NewFlagSet("repair", flag.ContinueOnError)
+		by := fs.String("by", "boot", "who asked: the unit that runs it at boot, or user@host")
+		timeout := fs.Duration("health-timeout", healthTimeout, "CLOCK_HEALTH_TIMEOUT")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		res, err := e.Repair(ctx, *by, *timeout)
 		if err != nil {
 			return err
 		}
@@ -140,7 +157,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return enc.Encode(map[string]int{"removed": n})
 	}
-	return fmt.Errorf("unknown command %q: want load, state, deploy, rollback, releases or stop", cmd)
+	return fmt.Errorf("unknown command %q: want load, state, deploy, rollback, repair, releases or stop", cmd)
 }
 
 var errBusy = errors.New("another clockctl is running on this host")

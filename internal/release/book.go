@@ -175,7 +175,7 @@ func (b *Book) Prune(keep int) (unused []string) {
 // Event is one line of the audit log.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Action  string    `json:"action"` // deploy, rollback, failed, stop
+	Action  string    `json:"action"` // deploy, rollback, repair, failed, stop
 	Version string    `json:"version,omitempty"`
 	Hash    string    `json:"hash,omitempty"`
 	By      string    `json:"by"`

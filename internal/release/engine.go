@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clock-app/clock/internal/fix"
 	"github.com/clock-app/clock/internal/progress"
 )
 
@@ -374,6 +375,28 @@ func (e *Engine) Rollback(ctx context.Context, version, by string, timeout time.
 	}
 	e.logf("rolling back to %s (%s, deployed %s by %s)", rec.Spec.Version, rec.Hash, rec.DeployedAt.Format(time.RFC3339), rec.By)
 	return e.Deploy(ctx, Request{Spec: rec.Spec, By: by, HealthTimeout: timeout, Keep: keep}, "rollback")
+}
+
+// Repair starts what is missing of the live release, in place, by the same gated start a
+// deploy's repair does: at boot, Docker starts each container once, in no order, and an
+// instance whose pod was not running yet fails to join its network and stays down. It does
+// nothing when no release is live (a stopped clock stays stopped) or all of it runs.
+func (e *Engine) Repair(ctx context.Context, by string, timeout time.Duration) (Result, error) {
+	book, err := LoadBook(e.Dir)
+	if err != nil {
+		return Result{}, err
+	}
+	live := book.Live()
+	if live == nil {
+		e.logf("no release is live: nothing to repair")
+		return Result{}, nil
+	}
+	if h := Hash(live.Spec, e.Settings); h != live.Hash {
+		return Result{}, fmt.Errorf("the settings in %s changed since release %s went live (hash %s, now %s): `%s` switches to them",
+			SettingsPath, live.Spec.Version, live.Hash, h, fix.Command("deploy"))
+	}
+	// Every kept release stays kept: a repair prunes nothing.
+	return e.Deploy(ctx, Request{Spec: live.Spec, By: by, HealthTimeout: timeout, Keep: len(book.Releases)}, "repair")
 }
 
 // Stop drains and removes every instance and pod and both networks; the book keeps the

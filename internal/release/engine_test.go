@@ -689,3 +689,97 @@ func TestEngineEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineRepair: after a reboot one clock-web of the live release is down (Docker's start
+// at boot found its pod not running yet). Repair starts that one again, gated, and leaves
+// the rest and the book's releases as they were.
+func TestEngineRepair(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the gate holds a second before it trusts a listener")
+	}
+	spec := testSpec()
+	set := testSettings()
+	h := Hash(spec, set)
+	down := instanceName(Web, h, 2)
+	ps := instancesOf(h, spec.Version, spec.Replicas)
+	for i := range ps {
+		if ps[i].name == down {
+			ps[i].state = "created"
+		}
+	}
+	tg := &target{set: set, ps: ps, state: map[string]string{down: "running 202 0 0"}}
+	proc := newProc(202, tcpHeader, tcp6Header+tcp6Row(0, 8081, "0A", 2021), map[string]string{"5": "socket:[2021]"})
+	d := &fakeDocker{answer: tg.answer}
+	e, gets := testEngine(t, d, proc)
+	old := oldRelease()
+	old.State = StatePrevious
+	live := Record{Spec: spec, Hash: h, State: StateLive, By: "op@host", DeployedAt: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)}
+	saveBook(t, e.Dir, live, old)
+
+	res, err := e.Repair(context.Background(), "boot", 10*time.Second)
+	if err != nil {
+		t.Fatalf("Repair = %v, want nil: the missing instance starts and listens", err)
+	}
+	if !res.Changed || res.Retired != 0 || res.Pruned != 0 {
+		t.Errorf("Repair = %+v, want Changed with nothing retired or pruned", res)
+	}
+	var started []string
+	for _, c := range d.ran("run") {
+		started = append(started, flagValues(c, "--name")[0])
+	}
+	if !slices.Equal(started, []string{down}) {
+		t.Errorf("Repair started %q, want only %s: the running instances keep serving", started, down)
+	}
+	if d.callIndex(down, "rm", "--force") < 0 {
+		t.Errorf("Repair did not remove the stopped %s before starting it again", down)
+	}
+	for _, c := range d.calls {
+		if (c[0] == "stop" || c[0] == "rm") && !slices.Contains(c, down) {
+			t.Errorf("docker %q touched a running instance", c)
+		}
+	}
+	if len(*gets) == 0 {
+		t.Errorf("Repair fetched nothing, want the end-to-end check through the published port")
+	}
+	book, err := LoadBook(e.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := summary(book), []string{"1.4.2:live", "1.4.1:previous"}; !slices.Equal(got, want) {
+		t.Errorf("book after Repair = %v, want %v: a repair keeps every release", got, want)
+	}
+	if got := book.Live().DeployedAt; !got.Equal(live.DeployedAt) {
+		t.Errorf("live release deployed at %s after Repair, want %s: a repair is not a deploy", got, live.DeployedAt)
+	}
+	if audit := readAudit(t, e.Dir); len(audit) != 1 || audit[0].Action != "repair" || audit[0].By != "boot" {
+		t.Errorf("audit log = %+v, want one repair event by boot", audit)
+	}
+}
+
+// TestEngineRepairNothingToDo: with no live release (after `stop`) Repair starts nothing;
+// with settings changed since the live release went live it refuses and names the fix.
+func TestEngineRepairNothingToDo(t *testing.T) {
+	spec := testSpec()
+	set := testSettings()
+	d := &fakeDocker{answer: (&target{set: set}).answer}
+	e, _ := testEngine(t, d, procFS{})
+	stopped := Record{Spec: spec, Hash: Hash(spec, set), State: StateStopped, By: "op@host"}
+	saveBook(t, e.Dir, stopped)
+	if res, err := e.Repair(context.Background(), "boot", 10*time.Second); err != nil || res.Changed {
+		t.Errorf("Repair with the clock stopped = %+v, %v; want nothing done and no error", res, err)
+	}
+	if len(d.calls) != 0 {
+		t.Errorf("Repair with the clock stopped ran %q, want no docker command: a stopped clock stays stopped", d.calls)
+	}
+
+	live := stopped
+	live.State, live.Hash = StateLive, "0123456789ab"
+	saveBook(t, e.Dir, live)
+	_, err := e.Repair(context.Background(), "boot", 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "settings") || !strings.Contains(err.Error(), "deploy") {
+		t.Errorf("Repair with the settings changed = %v, want an error naming the settings and the deploy that switches to them", err)
+	}
+	if len(d.calls) != 0 {
+		t.Errorf("Repair with the settings changed ran %q, want no docker command", d.calls)
+	}
+}

@@ -93,9 +93,9 @@ func liveVersion(ctx context.Context, t *vmT, target sshx.Target, version string
 	}
 }
 
-// liveVersionWithin is liveVersion after a reboot: Docker restarts the instances itself, and
-// one that joins its pod before the pod runs is started again after a back-off, so they are
-// given until within to all run. It prints how long that took.
+// liveVersionWithin is liveVersion after a reboot: Docker starts the instances it can, and
+// the clock role's boot unit (`clockctl repair`) those that could not join their pod yet, so
+// they are given until within to all run. It prints how long that took.
 func liveVersionWithin(ctx context.Context, t *vmT, target sshx.Target, version string, replicas int, within time.Duration) {
 	t.Helper()
 	start := time.Now()
@@ -134,6 +134,18 @@ func instanceProblems(ctx context.Context, t *vmT, target sshx.Target, version s
 		problems = append(problems, fmt.Sprintf("%d instances run (%q), want %d", len(lines), lines, 2*replicas))
 	}
 	return problems
+}
+
+// stopOneWeb stops one clock-web instance with docker stop, which Docker remembers: it will
+// not start it at the next boot.
+func stopOneWeb(ctx context.Context, t *vmT, target sshx.Target) {
+	t.Helper()
+	res, err := sshx.Run(ctx, target, `name=$(docker ps --filter label=clock.service=web --filter label=clock.role=instance --format '{{.Names}}' | head -1)`+
+		` && docker stop "$name"`)
+	if err != nil {
+		t.Fatalf("docker stop of a clock-web instance: %q, %v", res.Stdout, err)
+	}
+	t.Logf("stopped %s before the reboot", strings.TrimSpace(string(res.Stdout)))
 }
 
 // killOneOfEach kill -9s the process of one instance of each service, as a crash or the OOM
