@@ -1,0 +1,163 @@
+//go:build linux
+
+// Package rawio reads and writes a connected socket with raw system calls, which the runtime
+// does not book as system calls.
+//
+// A read or write through net.Conn enters the runtime's system-call state and leaves it,
+// and the entry wakes the runtime's monitor thread (sysmon) when it sleeps, as it does
+// whenever every P of the process is idle. A proxy on one CPU is idle each time it waits for
+// its upstream, so every request woke sysmon, which then polled every 20 us until it found
+// the process idle again and slept: about 6% of clock-web's CPU under load, a thread wake-up
+// and two context switches a few times a request. The runtime books a system call so that it
+// can hand the P to another thread while the call blocks; a read or write of a non-blocking
+// socket never blocks (EAGAIN instead), so there is nothing to hand over.
+//
+// Waiting for the socket is still the runtime's network poller's (syscall.RawConn), with the
+// connection's deadlines and Close as they are, and the errors are the ones net.Conn returns.
+package rawio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// Conn is a net.Conn whose Read and Write are raw system calls on its socket. Everything else
+// is the wrapped connection's.
+type Conn struct {
+	net.Conn
+	rc syscall.RawConn
+	r  op // the one read under way
+	w  op // the one write under way
+	// The callbacks handed to rc, made once: a method value made per call would be an
+	// allocation per read and per write.
+	readFn, writeFn func(fd uintptr) bool
+}
+
+// op is one direction's call in progress: the buffer, how much of it is done, the error.
+type op struct {
+	mu  sync.Mutex // one read (or one write) at a time, as net.Conn allows several callers
+	buf []byte
+	n   int
+	err syscall.Errno
+}
+
+// Wrap returns c reading and writing with raw system calls, or c itself when it has no
+// socket to hand (syscall.Conn) or its socket is in blocking mode, where a raw call would
+// hold up the whole process instead of one goroutine.
+func Wrap(c net.Conn) net.Conn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	nonblocking := false
+	if rc.Control(func(fd uintptr) {
+		fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		nonblocking = e == 0 && fl&syscall.O_NONBLOCK != 0
+	}) != nil || !nonblocking {
+		return c
+	}
+	rw := &Conn{Conn: c, rc: rc}
+	rw.readFn, rw.writeFn = rw.read, rw.write
+	return rw
+}
+
+// read is one try at c.r: false to wait until the socket is readable.
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.r.buf[0])), uintptr(len(c.r.buf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.r.n, c.r.err = int(n), e
+		return true
+	}
+}
+
+// write writes what is left of c.w: false to wait until the socket is writable.
+func (c *Conn) write(fd uintptr) bool {
+	for c.w.n < len(c.w.buf) {
+		rest := c.w.buf[c.w.n:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		switch e {
+		case 0:
+			c.w.n += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.w.err = e
+			return true
+		}
+	}
+	return true
+}
+
+func (c *Conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	c.r.buf, c.r.n, c.r.err = b, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.r.n, c.r.err
+	c.r.buf = nil
+	switch {
+	case err != nil: // a deadline, or Close
+		return 0, c.opError("read", err)
+	case errno != 0:
+		return 0, c.opError("read", os.NewSyscallError("read", errno))
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *Conn) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	c.w.buf, c.w.n, c.w.err = b, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n, errno := c.w.n, c.w.err
+	c.w.buf = nil
+	switch {
+	case err != nil:
+		return n, c.opError("write", err)
+	case errno != 0:
+		return n, c.opError("write", os.NewSyscallError("write", errno))
+	}
+	return n, nil
+}
+
+// opError is the error net.Conn's Read or Write returns: err is the system call's, or the
+// poller's (a deadline, or Close), which RawConn returns as a "raw-read" or "raw-write" one.
+func (c *Conn) opError(op string, err error) error {
+	var raw *net.OpError
+	if errors.As(err, &raw) {
+		err = raw.Err
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// CloseWrite half-closes the connection, when the wrapped one can.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
