@@ -20,6 +20,7 @@ import (
 
 	"github.com/clock-app/clock/services/internal/deadline"
 	"github.com/clock-app/clock/services/internal/logjson"
+	"github.com/clock-app/clock/services/internal/rawio"
 	"github.com/clock-app/clock/services/internal/serve"
 )
 
@@ -99,8 +100,9 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 			if err != nil {
 				return nil, err
 			}
-			// The exchange sets a deadline each time: the runtime gets a few a second.
-			return deadline.Lazy(c), nil
+			// The exchange sets a deadline each time: the runtime gets a few a second. Reads
+			// and writes are raw, as on the server's side (serve.LimitListener).
+			return deadline.Lazy(rawio.Wrap(c)), nil
 		},
 		TLSConfig: &tls.Config{ServerName: target.Hostname(), MinVersion: tls.VersionTLS12},
 		// At most one /clock is in flight per browser connection, and the server holds at

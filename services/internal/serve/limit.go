@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/services/internal/deadline"
+	"github.com/clock-app/clock/services/internal/rawio"
 )
 
 // What a lingering close (Linger) reads of a client's input before the socket is closed, at
@@ -70,7 +71,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	lc := &limitConn{Conn: deadline.Lazy(c), l: l, remote: addrString(c.RemoteAddr())}
+	lc := &limitConn{Conn: deadline.Lazy(rawio.Wrap(c)), l: l, remote: addrString(c.RemoteAddr())}
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	l.mu.Unlock()
@@ -130,7 +131,9 @@ func (l *limitListener) Close() error {
 }
 
 // limitConn is a connection that holds a slot of its listener until it is closed. Its
-// deadlines are lazy (package deadline): fasthttp sets three a request, net/http more.
+// deadlines are lazy (package deadline): fasthttp sets three a request, net/http more. Its
+// reads and writes are raw system calls (package rawio), which do not wake the runtime's
+// monitor thread each time the server has been idle.
 type limitConn struct {
 	*deadline.Conn
 	l         *limitListener
