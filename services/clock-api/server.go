@@ -27,7 +27,7 @@ func serveAddr(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := serve.Listen(ctx, cfg.Config, cfg.Port)
+	ln, err := serve.Listen(ctx, cfg.Config, cfg.Port, serve.StdIO)
 	if err != nil {
 		return err
 	}

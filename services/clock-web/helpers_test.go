@@ -209,7 +209,7 @@ type liveWeb struct {
 // listen serves web on a fresh loopback port until the test ends.
 func (web *testWeb) listen(tb testing.TB) *liveWeb {
 	tb.Helper()
-	ln, err := serve.Listen(context.Background(), serve.Config{Host: "127.0.0.1"}, 0)
+	ln, err := serve.Listen(context.Background(), serve.Config{Host: "127.0.0.1"}, 0, serve.RawIO)
 	if err != nil {
 		tb.Fatal(err)
 	}

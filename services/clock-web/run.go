@@ -76,7 +76,8 @@ func serveWeb(ctx context.Context, getenv func(string) string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	ln, err := serve.Listen(ctx, cfg.Config, cfg.Port)
+	// clock-web waits on the API for every /clock: raw reads and writes (serve.RawIO).
+	ln, err := serve.Listen(ctx, cfg.Config, cfg.Port, serve.RawIO)
 	if err != nil {
 		return err
 	}

@@ -75,8 +75,8 @@ func NewServer(cfg Config, handler http.Handler, logger *slog.Logger) *http.Serv
 }
 
 // Listen binds cfg's host and port with the MaxConns cap, sharing the port when
-// cfg.ReusePort is set.
-func Listen(ctx context.Context, cfg Config, port envcfg.Port) (net.Listener, error) {
+// cfg.ReusePort is set; its connections read and write as mode says.
+func Listen(ctx context.Context, cfg Config, port envcfg.Port, mode IO) (net.Listener, error) {
 	var lc net.ListenConfig
 	if cfg.ReusePort {
 		lc.Control = reusePort
@@ -85,7 +85,7 @@ func Listen(ctx context.Context, cfg Config, port envcfg.Port) (net.Listener, er
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	return LimitListener(ln, MaxConns), nil
+	return newLimitListener(ln, MaxConns, mode), nil
 }
 
 // reusePort sets SO_REUSEPORT on a listening socket before it binds.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/clock-app/clock/services/internal/envcfg"
+	"github.com/clock-app/clock/services/internal/rawio"
 )
 
 // testConfig is Config at its defaults.
@@ -155,17 +156,17 @@ func request(tb testing.TB, addr string) <-chan error {
 // what lets a release start beside the running one (DESIGN.md, "Releases").
 func TestListenReusePort(t *testing.T) {
 	ctx := t.Context()
-	first, err := Listen(ctx, Config{Host: "127.0.0.1", ReusePort: true}, 0)
+	first, err := Listen(ctx, Config{Host: "127.0.0.1", ReusePort: true}, 0, StdIO)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
 	port := envcfg.Port(first.Addr().(*net.TCPAddr).Port)
-	if ln, err := Listen(ctx, Config{Host: "127.0.0.1"}, port); err == nil {
+	if ln, err := Listen(ctx, Config{Host: "127.0.0.1"}, port, StdIO); err == nil {
 		ln.Close()
 		t.Fatalf("a second listener without ReusePort bound port %d, want address in use", port)
 	}
-	second, err := Listen(ctx, Config{Host: "127.0.0.1", ReusePort: true}, port)
+	second, err := Listen(ctx, Config{Host: "127.0.0.1", ReusePort: true}, port, RawIO)
 	if err != nil {
 		t.Fatalf("a second listener with ReusePort on port %d: %v", port, err)
 	}
@@ -489,3 +490,37 @@ func TestRemoteAddrIsTheConnections(t *testing.T) {
 type noAddrConn struct{ net.Conn }
 
 func (noAddrConn) RemoteAddr() net.Addr { return nil }
+
+// TestListenIO: a RawIO listener's connections read and write with raw system calls, a
+// StdIO one's with net.Conn's own, and both carry bytes.
+func TestListenIO(t *testing.T) {
+	for _, tc := range []struct {
+		mode IO
+		raw  bool
+	}{{StdIO, false}, {RawIO, true}} {
+		ln, err := Listen(t.Context(), Config{Host: "127.0.0.1"}, 0, tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, raw := c.(*limitConn).Conn.Conn.(*rawio.Conn)
+		if raw != tc.raw {
+			t.Errorf("IO %d: accepted connection raw = %v, want %v", tc.mode, raw, tc.raw)
+		}
+		client.Write([]byte("ping"))
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+			t.Errorf("IO %d: read %q, %v; want ping", tc.mode, buf, err)
+		}
+		client.Close()
+		c.Close()
+		ln.Close()
+	}
+}
