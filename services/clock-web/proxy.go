@@ -101,10 +101,8 @@ func newClockProxy(cfg config, logger *slog.Logger) (*clockProxy, error) {
 				return nil, err
 			}
 			// The exchange sets a deadline each time: the runtime gets a few a second. Reads
-			// and writes are raw, as on the server's side (serve.LimitListener), and the
-			// request goes out with the wait for its answer, so that no read is tried before
-			// the API can have answered (rawio.WrapClient).
-			return deadline.Lazy(rawio.WrapClient(c)), nil
+			// and writes are raw, as on the server's side (serve.LimitListener).
+			return deadline.Lazy(rawio.Wrap(c)), nil
 		},
 		TLSConfig: &tls.Config{ServerName: target.Hostname(), MinVersion: tls.VersionTLS12},
 		// At most one /clock is in flight per browser connection, and the server holds at
