@@ -311,6 +311,85 @@ func TestDeployVM(tt *testing.T) {
 	}
 }
 
+// hostView is what this host sees of a VM: the domain's state and its reason; each thread's
+// CPU use of its emulator over two seconds (vCPU threads busy: the guest runs; all idle: it
+// waits, or the emulator is stuck) with each vCPU's instruction pointer and halt flag before
+// and after; the neighbour entry of its address (FAILED: no ARP answer); the DHCP leases.
+func hostView(v *vm.VM) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := v.Config()
+	var b strings.Builder
+	run := func(name string, args ...string) string {
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("%s %s: %v %s", name, strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	virsh := func(args ...string) string { return run("virsh", append([]string{"--connect", cfg.URI}, args...)...) }
+	registers := func() string {
+		var lines []string
+		for _, l := range strings.Split(virsh("qemu-monitor-command", "--hmp", cfg.Name, "info registers -a"), "\n") {
+			if strings.HasPrefix(l, "CPU#") || strings.Contains(l, "HLT=") { // the line of RIP (EIP before long mode)
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		return strings.Join(lines, " ")
+	}
+	fmt.Fprintf(&b, "  domstate: %s\n", virsh("domstate", "--reason", cfg.Name))
+	pidFile := "/run/libvirt/qemu/" + cfg.Name + ".pid"
+	if pid, err := os.ReadFile(pidFile); err == nil {
+		task := "/proc/" + strings.TrimSpace(string(pid)) + "/task"
+		before, regs := threadTicks(task), registers()
+		time.Sleep(2 * time.Second)
+		after := threadTicks(task)
+		fmt.Fprintf(&b, "  emulator threads, %% of a CPU over 2s:")
+		for _, tid := range slices.Sorted(maps.Keys(after)) {
+			// Every vCPU, and any other thread that ran.
+			if a, ok := before[tid]; ok && (after[tid].ticks > a.ticks || strings.HasPrefix(a.comm, "CPU ")) {
+				fmt.Fprintf(&b, " %s %d%%", after[tid].comm, (after[tid].ticks-a.ticks)/2)
+			}
+		}
+		fmt.Fprintf(&b, "\n  vCPUs before: %s\n  vCPUs after:  %s\n", regs, registers())
+	} else {
+		fmt.Fprintf(&b, "  emulator: %v\n", err)
+	}
+	if ip, err := v.IP(ctx); err == nil {
+		fmt.Fprintf(&b, "  neighbour: %s\n", run("ip", "neigh", "show", ip))
+	}
+	fmt.Fprintf(&b, "  leases:\n%s", virsh("net-dhcp-leases", cfg.Network))
+	return b.String()
+}
+
+// threadCPU is a thread's name and the CPU time it has used, in clock ticks.
+type threadCPU struct {
+	comm  string
+	ticks int
+}
+
+// threadTicks is each thread's name and CPU time (user + system, in clock ticks: 1/100 s)
+// under a /proc/<pid>/task folder.
+func threadTicks(task string) map[string]threadCPU {
+	m := map[string]threadCPU{}
+	dirs, _ := os.ReadDir(task)
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join(task, d.Name(), "stat"))
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if err != nil || open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(string(stat[end+1:])) // from the state, the 3rd field, on
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.Atoi(f[11])
+		stime, _ := strconv.Atoi(f[12])
+		m[d.Name()] = threadCPU{string(stat[open+1 : end]), utime + stime}
+	}
+	return m
+}
+
 // sshCommand runs the lock's commands on the test VM, as the deploy does.
 type sshCommand struct{ t sshx.Target }
 
@@ -319,19 +398,17 @@ func (c sshCommand) Run(ctx context.Context, cmd string) ([]byte, error) {
 	return res.Stdout, err
 }
 
-// destroyAtCleanup destroys v when the test ends. After a failure it first logs the domain's
-// state and the tail of its serial console, as they are when the test ends: after a fatal
-// failure that is right away, so a guest that stopped answering (ci50: no ARP answer for 4
-// minutes, a silent console) is on the record as running, paused or crashed.
+// destroyAtCleanup destroys v when the test ends. After a failure it first logs what this
+// host sees of the VM (hostView) and the tail of its serial console, as they are when the
+// test ends: after a fatal failure that is right away. Twice a guest stopped answering with
+// a silent console (ci50 mid-release; a CI run of 3c8c4e7 after the reboot, which had got its
+// DHCP lease): no ARP answer for minutes, and nothing on the record to tell a frozen
+// emulator from a guest whose network died.
 func destroyAtCleanup(t *vmT, v *vm.VM) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			state, err := v.State(context.Background())
-			if err != nil {
-				state = err.Error()
-			}
-			t.Logf("VM %s when the failed test ended: %s; serial console tail:\n%s", v.Config().Name, state,
-				vm.ConsoleTail(v.Config().ConsoleLogPath(), 30))
+			t.Logf("VM %s when the failed test ended:\n%s\nserial console tail:\n%s", v.Config().Name,
+				hostView(v), vm.ConsoleTail(v.Config().ConsoleLogPath(), 60))
 		}
 		if err := v.Destroy(context.Background()); err != nil {
 			t.Errorf("vm:destroy at cleanup: %v", err)
