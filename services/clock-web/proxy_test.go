@@ -291,6 +291,33 @@ func TestProxyRetriesOnlyStaleConnections(t *testing.T) {
 	}
 }
 
+// TestProxyHalfClosedIdleConnection: an API that half-closed a pooled connection and then
+// answers nothing on it, not even a reset (its network is gone: a stopped container), costs
+// the request no wait once the connection was idle past sendWithReadWithin: the proxy's read
+// finds the FIN at once and the request goes on a new connection, instead of a 504 at the
+// proxy timeout (rawio's TestSendOnReadMissesAnEarlierFIN has the wait that this avoids).
+func TestProxyHalfClosedIdleConnection(t *testing.T) {
+	const keepAliveAnswer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\n" + upstreamBody
+	var served atomic.Int64
+	api := rawAPI(t, func(c net.Conn) {
+		served.Add(1)
+		io.WriteString(c, keepAliveAnswer)
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c) // silent until the test ends
+	})
+	h, logs := newTestHandler(t, api, nil)
+	for i := range 3 {
+		if rec := do(t, h, "GET", "/clock", nil); rec.Code != http.StatusOK || rec.Body.String() != upstreamBody {
+			t.Fatalf("GET /clock #%d after the API half-closed the pooled connection: %d %q, want 200 %q (log %s)",
+				i+1, rec.Code, rec.Body.String(), upstreamBody, logs)
+		}
+		time.Sleep(20 * sendWithReadWithin) // the FIN is in, and the connection idle past the bound
+	}
+	if n := served.Load(); n != 3 {
+		t.Errorf("the API answered %d requests, want 3", n)
+	}
+}
+
 // TestProxyTLSVerifies: an https API_URL speaks TLS and checks the API's certificate
 // against the system's roots; one it cannot verify is a 502 and the API sees nothing.
 func TestProxyTLSVerifies(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 )
 
 // pair is a loopback TCP connection: the client end wrapped, and the server's end as it is.
-func pair(t *testing.T) (wrapped net.Conn, peer net.Conn) {
+func pair(t testing.TB) (wrapped net.Conn, peer net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,6 +222,125 @@ func TestNoAllocations(t *testing.T) {
 	}
 }
 
+// TestSendOnRead: a request handed to SendOnRead goes out with the next Read, in order with
+// what Write sent before it, and the Read returns the answer; a thousand exchanges in a row
+// on one connection, as the proxy makes them, allocate nothing.
+func TestSendOnRead(t *testing.T) {
+	c, peer := pair(t)
+	rc := c.(*Conn)
+	go io.Copy(peer, peer) // echo
+	c.Write([]byte("first "))
+	rc.SendOnRead([]byte("second"))
+	got := make([]byte, 12)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "first second" {
+		t.Fatalf("ReadFull after Write and SendOnRead = %q, %v; want \"first second\"", got, err)
+	}
+	msg, buf := []byte("GET /clock HTTP/1.1\r\n\r\n"), make([]byte, 64)
+	if n := testing.AllocsPerRun(1000, func() {
+		rc.SendOnRead(msg)
+		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil || !bytes.Equal(buf[:len(msg)], msg) {
+			t.Fatalf("exchange = %q, %v; want the request echoed", buf[:len(msg)], err)
+		}
+	}); n != 0 {
+		t.Errorf("an exchange with SendOnRead allocates %.1f times, want 0", n)
+	}
+}
+
+// TestSendOnReadLarge: a request the socket cannot take at once (8 MiB) is sent whole, the
+// rest the ordinary way, before the Read waits for the answer.
+func TestSendOnReadLarge(t *testing.T) {
+	c, peer := pair(t)
+	req := make([]byte, 8<<20)
+	rand.Read(req)
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(req))
+		io.ReadFull(peer, b)
+		got <- b
+		peer.Write([]byte("done"))
+	}()
+	c.(*Conn).SendOnRead(req)
+	answer := make([]byte, 4)
+	if _, err := io.ReadFull(c, answer); err != nil || string(answer) != "done" {
+		t.Fatalf("ReadFull after an 8 MiB SendOnRead = %q, %v; want \"done\"", answer, err)
+	}
+	if b := <-got; !bytes.Equal(b, req) {
+		t.Errorf("the peer read %d of %d bytes right", prefix(b, req), len(req))
+	}
+}
+
+// TestSendOnReadResetPeer: a request on a connection the peer reset fails in the Read as
+// Write fails: a write *net.OpError with ECONNRESET or EPIPE, which the proxy retries.
+func TestSendOnReadResetPeer(t *testing.T) {
+	c, peer := pair(t)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	time.Sleep(20 * time.Millisecond) // the reset is in
+	c.(*Conn).SendOnRead([]byte("GET /clock HTTP/1.1\r\n\r\n"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Read(make([]byte, 64))
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "write" || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		t.Errorf("Read after SendOnRead to a reset peer = %v, want a write *net.OpError with ECONNRESET or EPIPE", err)
+	}
+}
+
+// TestSendOnReadClosedPeer: a peer that closed its socket answers the request with a reset,
+// which ends the wait at once.
+func TestSendOnReadClosedPeer(t *testing.T) {
+	c, peer := pair(t)
+	peer.Close()
+	time.Sleep(20 * time.Millisecond) // the FIN is in, before the Read begins
+	c.(*Conn).SendOnRead([]byte("GET /clock HTTP/1.1\r\n\r\n"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Read(make([]byte, 64))
+	if err == nil || isTimeout(err, "read") {
+		t.Errorf("Read after SendOnRead to a closed peer = %v, want it to end before its deadline with an error", err)
+	}
+}
+
+// TestSendOnReadMissesAnEarlierFIN is why the proxy sends this way only on a connection that
+// answered within the last 10 ms: a FIN that came while the connection was idle is not
+// seen by the wait, so a peer that half-closed and stays silent (as one whose network is
+// gone) holds the Read until its deadline; Write and Read see the end at once.
+func TestSendOnReadMissesAnEarlierFIN(t *testing.T) {
+	c, peer := pair(t)
+	peer.(*net.TCPConn).CloseWrite()
+	time.Sleep(20 * time.Millisecond) // the FIN is in
+	req := []byte("GET /clock HTTP/1.1\r\n\r\n")
+	c.(*Conn).SendOnRead(req)
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 64)); !isTimeout(err, "read") {
+		t.Errorf("Read after SendOnRead to a half-closed silent peer = %v, want a read timeout", err)
+	}
+
+	c, peer = pair(t)
+	peer.(*net.TCPConn).CloseWrite()
+	time.Sleep(20 * time.Millisecond)
+	c.Write(req)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 64)); err != io.EOF {
+		t.Errorf("Read after Write to a half-closed silent peer = %v, want io.EOF at once", err)
+	}
+}
+
+// TestSendOnReadDeadlinePassed: a Read whose deadline has passed before it began sends
+// nothing; the request goes out with the next Read.
+func TestSendOnReadDeadlinePassed(t *testing.T) {
+	c, peer := pair(t)
+	go io.Copy(peer, peer)
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	c.(*Conn).SendOnRead([]byte("ping"))
+	if _, err := c.Read(make([]byte, 4)); !isTimeout(err, "read") {
+		t.Fatalf("Read past its deadline = %v, want a read timeout", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+		t.Errorf("the next Read = %q, %v; want the request sent and echoed", b, err)
+	}
+}
+
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -245,4 +364,15 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		})
 	}
+	b.Run("sendonread", func(b *testing.B) {
+		c, peer := pair(b)
+		go io.Copy(peer, peer)
+		rc := c.(*Conn)
+		msg, buf := make([]byte, 128), make([]byte, 128)
+		b.ReportAllocs()
+		for b.Loop() {
+			rc.SendOnRead(msg)
+			io.ReadFull(c, buf)
+		}
+	})
 }
