@@ -47,11 +47,10 @@ type Conn struct {
 	// allocation per read and per write.
 	readFn, writeFn, askFn func(fd uintptr) bool
 
-	// SendOnRead's request, under r.mu: what the next Read sends (ask), what of it the socket
-	// did not take (askRest, the rest of ask), the error sending it met (askErr).
-	ask     []byte
-	askRest bool
-	askErr  syscall.Errno
+	// SendOnRead's request, under r.mu: what is left to send (ask), and the error sending it
+	// met (askErr).
+	ask    []byte
+	askErr syscall.Errno
 }
 
 // op is one direction's call in progress: the buffer, how much of it is done, the error.
@@ -147,7 +146,8 @@ func (c *Conn) SendOnRead(b []byte) {
 
 // sendThenWait is Read's callback while a request is to be sent (SendOnRead): its first call
 // sends it and returns false, to wait for the answer, when the socket took all of it (true
-// otherwise, for Read to finish the write); later calls read.
+// otherwise, with what is left in c.ask or the error in c.askErr, for Read to finish the
+// write); later calls read.
 func (c *Conn) sendThenWait(fd uintptr) bool {
 	if c.ask == nil {
 		return c.read(fd)
@@ -158,13 +158,12 @@ func (c *Conn) sendThenWait(fd uintptr) bool {
 		case e == syscall.EINTR:
 			continue
 		case e == syscall.EAGAIN:
-			c.askRest = true
 			return true
 		case e != 0:
 			c.ask, c.askErr = nil, e
 			return true
 		case int(n) < len(c.ask):
-			c.ask, c.askRest = c.ask[n:], true
+			c.ask = c.ask[n:]
 			return true
 		}
 		c.ask = nil
@@ -179,20 +178,20 @@ func (c *Conn) Read(b []byte) (int, error) {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
 	c.r.buf, c.r.n, c.r.err = b, 0, 0
-	var err error
+	fn := c.readFn
 	if c.ask != nil {
-		// A deadline or Close before the first call leaves the request to send, for a Read
+		// A deadline or Close before its first call leaves the request to send, for a Read
 		// that deadline.Lazy resumes.
-		err = c.rc.Read(c.askFn)
-		if err == nil && (c.askRest || c.askErr != 0) {
-			err = c.finishAsk()
-			if err != nil {
-				c.r.buf = nil
-				return 0, err
-			}
-			err = c.rc.Read(c.readFn)
+		fn = c.askFn
+	}
+	err := c.rc.Read(fn)
+	// The callback ended the call with a request left: the socket took part of it (the rest
+	// is in c.ask), or the send failed.
+	if err == nil && (c.ask != nil || c.askErr != 0) {
+		if err = c.finishAsk(); err != nil {
+			c.r.buf = nil
+			return 0, err
 		}
-	} else {
 		err = c.rc.Read(c.readFn)
 	}
 	n, errno := c.r.n, c.r.err
@@ -235,7 +234,7 @@ func (c *Conn) finishAsk() error {
 		return c.opError("write", os.NewSyscallError("write", e))
 	}
 	rest := c.ask
-	c.ask, c.askRest = nil, false
+	c.ask = nil
 	_, err := c.Write(rest)
 	return err
 }
