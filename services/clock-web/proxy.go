@@ -247,8 +247,10 @@ func (p *clockProxy) roundTrip(req []byte, head bool, res *fasthttp.Response, du
 	err = conn.SetDeadline(due)
 	if err == nil {
 		// Nothing to buffer: the request is whole, and one write sends it; on a connection
-		// that just answered, the read of the answer does (sendWithReadWithin).
-		if s, ok := sendsWithRead(conn); ok && pooled && due.Add(-left).Sub(cc.LastUseTime()) < sendWithReadWithin {
+		// that just answered, the read of the answer does (sendWithReadWithin). The attempt
+		// began at due - left.
+		justAnswered := pooled && due.Add(-left).Sub(cc.LastUseTime()) < sendWithReadWithin
+		if s, ok := sendsWithRead(conn); ok && justAnswered {
 			s.SendOnRead(req)
 		} else {
 			_, err = conn.Write(req)
