@@ -256,12 +256,13 @@ func ticksToDuration(ticks uint64) time.Duration {
 	return time.Duration(ticks) * time.Second / userHZ
 }
 
-// parseProcTicks reads user + system time, in clock ticks, from the text of
-// /proc/<pid>/stat. Every thread of the process is in it; waited-for
+// ProcTicks reads user + system time, in clock ticks, from the text of
+// /proc/<pid>/stat (or of one thread's, /proc/<pid>/task/<tid>/stat: test:vm's
+// record of a VM's emulator threads). Every thread of the process is in it; waited-for
 // children are not (cutime and cstime are left out). The command name in
 // parentheses may hold spaces and parentheses, so fields count from the
 // last ')'.
-func parseProcTicks(stat string) (uint64, error) {
+func ProcTicks(stat string) (uint64, error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("/proc stat %q: no ')' after the command name", stat)
@@ -299,7 +300,7 @@ func readProcTicks(pid int, withChildren bool) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		n, err := parseProcTicks(string(b))
+		n, err := ProcTicks(string(b))
 		if err != nil {
 			return 0, fmt.Errorf("pid %d: %w", p, err)
 		}

@@ -179,14 +179,14 @@ func TestParseProcTicks(t *testing.T) {
 		// must not shift the fields.
 		{"odd name", "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 0 0 0 123 45 6 7 20 0 3 0 100 1000 50 1 2 3\n", 123 + 45},
 	} {
-		got, err := parseProcTicks(tc.stat)
+		got, err := ProcTicks(tc.stat)
 		if err != nil || got != tc.want {
-			t.Errorf("%s: parseProcTicks = %d, %v; want %d", tc.name, got, err, tc.want)
+			t.Errorf("%s: ProcTicks = %d, %v; want %d", tc.name, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "42 no parens S 1 2", "42 (x) S 1 2 3", "42 (x) S 1 42 42 0 -1 0 10 0 0 0 abc 45 6"} {
-		if _, err := parseProcTicks(bad); err == nil {
-			t.Errorf("parseProcTicks(%q) = nil error", bad)
+		if _, err := ProcTicks(bad); err == nil {
+			t.Errorf("ProcTicks(%q) = nil error", bad)
 		}
 	}
 }
@@ -205,7 +205,7 @@ func TestCPUArithmetic(t *testing.T) {
 	}
 	ticks := func(name string) uint64 {
 		t.Helper()
-		n, err := parseProcTicks(readTestdata(t, name))
+		n, err := ProcTicks(readTestdata(t, name))
 		if err != nil {
 			t.Fatal(err)
 		}

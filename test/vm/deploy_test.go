@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clock-app/clock/internal/bench"
 	"github.com/clock-app/clock/internal/config"
 	"github.com/clock-app/clock/internal/deploy"
 	"github.com/clock-app/clock/internal/images"
@@ -365,7 +366,7 @@ func hostView(v *vm.VM) string {
 // threadCPU is a thread's name and the CPU time it has used, in clock ticks.
 type threadCPU struct {
 	comm  string
-	ticks int
+	ticks uint64
 }
 
 // threadTicks is each thread's name and CPU time (user + system, in clock ticks: 1/100 s)
@@ -375,17 +376,16 @@ func threadTicks(task string) map[string]threadCPU {
 	dirs, _ := os.ReadDir(task)
 	for _, d := range dirs {
 		stat, err := os.ReadFile(filepath.Join(task, d.Name(), "stat"))
-		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if err != nil || open < 0 || end < open {
+		if err != nil {
 			continue
 		}
-		f := strings.Fields(string(stat[end+1:])) // from the state, the 3rd field, on
-		if len(f) < 13 {
+		comm, err := os.ReadFile(filepath.Join(task, d.Name(), "comm"))
+		if err != nil {
 			continue
 		}
-		utime, _ := strconv.Atoi(f[11])
-		stime, _ := strconv.Atoi(f[12])
-		m[d.Name()] = threadCPU{string(stat[open+1 : end]), utime + stime}
+		if ticks, err := bench.ProcTicks(string(stat)); err == nil {
+			m[d.Name()] = threadCPU{strings.TrimSpace(string(comm)), ticks}
+		}
 	}
 	return m
 }
